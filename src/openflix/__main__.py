@@ -1,0 +1,3 @@
+from openflix.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""``openflix data``: fetch public datasets, describe a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from openflix.cli.recs import data_options, read_data
+from openflix.services import datasets as svc
+from openflix.settings import Settings
+
+__all__ = ["data"]
+
+out = Console(highlight=False)
+
+
+@click.group()
+def data() -> None:
+    """Datasets: fetch the public ones, describe any."""
+
+
+@data.command()
+@click.argument("name", type=click.Choice(sorted(svc.ARCHIVES)))
+@click.option("--dest", type=click.Path(path_type=Path), default=Path("datasets"), show_default=True,
+              help="Folder to extract into.")
+def fetch(name: str, dest: Path) -> None:
+    """Download and extract an official MovieLens archive (research use: read its licence)."""
+    folder = svc.fetch(name, dest, Settings.from_env().datasets_url, progress=out.print)
+    out.print(f"{name} is in {folder}; its README states the terms of use")
+
+
+@data.command()
+@data_options(required=True)
+def info(data_path: Path, fmt: str, sep: str | None, columns: str | None) -> None:
+    """Count members, titles and events of a dataset."""
+    d = read_data(data_path, fmt, sep, columns)
+    density = d.nnz / max(1, d.n_users * d.n_items)
+    out.print(f"{d.nnz:,} events, {d.n_users:,} members, {d.n_items:,} titles, density {density:.4%}")
+    if d.has_ratings:
+        out.print(f"ratings {d.ratings.min():g}..{d.ratings.max():g}, mean {d.ratings.mean():.3f}")

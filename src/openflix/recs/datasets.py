@@ -1,0 +1,488 @@
+"""Loaders for the rating datasets openflix reads.
+
+=================  ==========================================================
+format             what is read
+=================  ==========================================================
+``ml-100k``        ``u.data`` (tab: user, item, rating 1-5, unix time),
+                   ``u.item`` titles and 19 genre flags (latin-1)
+``ml-1m``          ``ratings.dat`` (``::``: user, item, rating, unix time),
+                   ``movies.dat`` (latin-1); also ML-10M (ratings 0.5-5)
+``ml-latest``      ``ratings.csv`` and ``movies.csv`` with headers
+``netflix``        ``training_set/mv_*.txt`` or ``combined_data_*.txt``: a
+                   ``MovieID:`` line, then ``CustomerID,Rating,Date`` lines;
+                   ``movie_titles.txt`` (latin-1)
+``table``          any delimited or Parquet file; columns named by option
+=================  ==========================================================
+
+Every loader is vectorized (pandas' C parser, NumPy) and all-or-nothing: bad
+input raises :class:`~openflix.errors.DataFormatError` naming the file, the
+line and the field, and no partial result escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from openflix.errors import DataError, DataFormatError
+from openflix.recs import _parse
+from openflix.recs.data import Interactions
+
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "load",
+    "load_movielens_100k",
+    "load_movielens_1m",
+    "load_movielens_latest",
+    "load_netflix",
+    "load_table",
+    "read_table",
+]
+
+FORMATS = ("auto", "ml-100k", "ml-1m", "ml-latest", "netflix", "table")
+
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+
+
+def load(
+    path: str | Path,
+    *,
+    fmt: str = "auto",
+    sep: str | None = None,
+    columns: Sequence[str | int] | None = None,
+    rating_range: tuple[float, float] | None = None,
+) -> Interactions:
+    """Load a dataset from a folder or file, detecting its format unless ``fmt`` names it."""
+    p = Path(path)
+    kind = detect_format(p) if fmt == "auto" else fmt
+    if kind == "ml-100k":
+        return load_movielens_100k(p)
+    if kind == "ml-1m":
+        return load_movielens_1m(p)
+    if kind == "ml-latest":
+        return load_movielens_latest(p)
+    if kind == "netflix":
+        return load_netflix(p)
+    if kind == "table":
+        return load_table(p, sep=sep, columns=columns, rating_range=rating_range)
+    raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def detect_format(path: Path) -> str:
+    """Name the format of a dataset folder or file (see the module table)."""
+    if not path.exists():
+        raise DataFormatError(path, "no such file or folder")
+    folder = path if path.is_dir() else path.parent
+    name = path.name
+    if path.is_dir():
+        if (folder / "u.data").exists():
+            return "ml-100k"
+        if (folder / "ratings.dat").exists():
+            return "ml-1m"
+        if (folder / "ratings.csv").exists():
+            return "ml-latest"
+        if (folder / "training_set").is_dir() or any(folder.glob("combined_data_*.txt")):
+            return "netflix"
+        raise DataFormatError(
+            path,
+            "not a dataset folder: expected u.data (MovieLens 100K), ratings.dat "
+            "(MovieLens 1M/10M), ratings.csv (MovieLens latest) or training_set/ or "
+            "combined_data_*.txt (Netflix Prize)",
+        )
+    if name == "u.data" or name.endswith((".base", ".test")):
+        return "ml-100k"
+    if name == "ratings.dat":
+        return "ml-1m"
+    if name.startswith(("combined_data_", "mv_")):
+        return "netflix"
+    return "table"
+
+
+# ---------------------------------------------------------------------- MovieLens
+def load_movielens_100k(path: str | Path) -> Interactions:
+    """MovieLens 100K: ``u.data`` (or a ``u1.base``-like file) and ``u.item`` titles."""
+    p = Path(path)
+    data = p / "u.data" if p.is_dir() else p
+    folder = data.parent
+    frame = _read_ratings(data, sep="\t", n_fields=4, skip=0, low=1, high=5)
+    info = _ml100k_items(folder / "u.item")
+    return _build(frame, info, source=str(data))
+
+
+def _ml100k_items(path: Path) -> dict[Any, tuple[str, str]] | None:
+    if not path.exists():
+        return None
+    _parse.check_text(path, "latin-1")
+    items = pd.read_csv(
+        path, sep="|", header=None, encoding="latin-1", quoting=3, dtype=str,
+        keep_default_na=False,
+    )
+    items.index = pd.RangeIndex(1, len(items) + 1)
+    if items.shape[1] != 24:
+        raise DataFormatError(path, f"expected 24 '|'-separated fields, got {items.shape[1]}")
+    ids = _parse.parse_ids(path, items[0], "movie id", numeric=True)
+    flags = items.iloc[:, 5:24].to_numpy() == "1"
+    names = np.array(ML100K_GENRES, dtype=object)
+    genres = ["|".join(names[row]) for row in flags]
+    return dict(zip(ids.tolist(), zip(items[1].tolist(), genres, strict=True), strict=True))
+
+
+def load_movielens_1m(path: str | Path) -> Interactions:
+    """MovieLens 1M or 10M: ``ratings.dat`` and ``movies.dat`` (``::``-separated)."""
+    p = Path(path)
+    data = p / "ratings.dat" if p.is_dir() else p
+    frame = _read_ratings(data, sep="::", n_fields=4, skip=0, low=0.5, high=5)
+    info = None
+    movies = data.parent / "movies.dat"
+    if movies.exists():
+        _parse.check_text(movies, "latin-1")
+        raw = movies.read_bytes().decode("latin-1")
+        table = pd.Series(raw.splitlines()).str.split("::", n=2, expand=True)
+        if table.shape[1] != 3:
+            raise DataFormatError(movies, "expected MovieID::Title::Genres lines")
+        ids = _parse.parse_ids(movies, table[0].set_axis(range(1, len(table) + 1)), "MovieID",
+                               numeric=True)
+        info = dict(zip(ids.tolist(), zip(table[1].tolist(), table[2].tolist(), strict=True),
+                        strict=True))
+    return _build(frame, info, source=str(data))
+
+
+def load_movielens_latest(path: str | Path) -> Interactions:
+    """MovieLens latest (and 20M/25M): ``ratings.csv`` and ``movies.csv`` with headers."""
+    p = Path(path)
+    data = p / "ratings.csv" if p.is_dir() else p
+    head = _parse.check_text(data)
+    first = _parse.first_lines(head, 1, "utf-8")[0]
+    skip = 1 if first.lower().startswith("userid") else 0
+    frame = _read_ratings(data, sep=",", n_fields=4, skip=skip, low=0.5, high=5)
+    info = None
+    movies = data.parent / "movies.csv"
+    if movies.exists():
+        _parse.check_text(movies)
+        table = pd.read_csv(movies, dtype=str, keep_default_na=False)
+        if list(table.columns[:3]) != ["movieId", "title", "genres"]:
+            raise DataFormatError(
+                movies, f"expected a header movieId,title,genres, got {','.join(table.columns)}",
+                line=1,
+            )
+        table.index = pd.RangeIndex(2, 2 + len(table))
+        ids = _parse.parse_ids(movies, table["movieId"], "movieId", numeric=True)
+        info = dict(zip(ids.tolist(), zip(table["title"].tolist(), table["genres"].tolist(),
+                                          strict=True), strict=True))
+    return _build(frame, info, source=str(data))
+
+
+def _read_ratings(
+    path: Path, *, sep: str, n_fields: int, skip: int, low: float, high: float,
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
+    """Read user, item, rating, time fields of a MovieLens-style file into typed columns."""
+    head = _parse.check_text(path, encoding)
+    lines = _parse.first_lines(head, skip + 1, encoding)
+    data_line = lines[-1] if lines else ""
+    if data_line.count(sep) != n_fields - 1:
+        found = data_line.count(sep) + 1
+        other = [s for s in ("\t", ",", "::", "|", ";") if s != sep and s in data_line]
+        hint = f"; it looks {_parse.sep_name(other[0])}-separated" if other else ""
+        raise DataFormatError(
+            path,
+            f"expected {n_fields} fields separated by {_parse.sep_name(sep)}, got {found}{hint}",
+            line=skip + 1,
+        )
+    raw = _parse.read_fields(path, sep=sep, n_fields=n_fields, skip_lines=skip,
+                             encoding=encoding)
+    return pd.DataFrame(
+        {
+            "user": _parse.parse_ids(path, raw[0], "user", numeric=True),
+            "item": _parse.parse_ids(path, raw[1], "item", numeric=True),
+            "rating": _parse.parse_ratings(path, raw[2], "rating", low=low, high=high),
+            "timestamp": _parse.parse_times(path, raw[3], "timestamp"),
+        }
+    )
+
+
+def _build(
+    frame: pd.DataFrame, info: dict[Any, tuple[str, str]] | None, *, source: str,
+    has_ratings: bool = True, has_timestamps: bool = True,
+) -> Interactions:
+    return Interactions.from_ids(
+        frame["user"].to_numpy(),
+        frame["item"].to_numpy(),
+        frame["rating"].to_numpy() if has_ratings else None,
+        frame["timestamp"].to_numpy() if has_timestamps else None,
+        item_info=info,
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------- Netflix Prize
+def load_netflix(path: str | Path, *, chunk_lines: int = 4_000_000) -> Interactions:
+    """Netflix Prize layout: ``training_set/mv_*.txt`` or ``combined_data_*.txt``.
+
+    Each file holds blocks of a ``MovieID:`` line followed by
+    ``CustomerID,Rating,Date`` lines.  Files are parsed in chunks of
+    ``chunk_lines`` lines so memory stays proportional to the ratings.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("combined_data_*.txt")) or sorted((p / "training_set").glob("mv_*.txt"))
+        titles_file = p / "movie_titles.txt"
+    else:
+        files = [p]
+        titles_file = p.parent / "movie_titles.txt"
+    if not files:
+        raise DataFormatError(p, "expected combined_data_*.txt or training_set/mv_*.txt files")
+    parts = [_netflix_file(f, chunk_lines) for f in files]
+    users = np.concatenate([x[0] for x in parts])
+    items = np.concatenate([x[1] for x in parts])
+    ratings = np.concatenate([x[2] for x in parts])
+    times = np.concatenate([x[3] for x in parts])
+    info = _netflix_titles(titles_file) if titles_file.exists() else None
+    return Interactions.from_ids(users, items, ratings, times, item_info=info, source=str(p))
+
+
+def _netflix_file(
+    path: Path, chunk_lines: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32],
+           npt.NDArray[np.int64]]:
+    _parse.check_text(path, "latin-1")
+    out: list[tuple[Any, ...]] = []
+    movie = -1
+    reader = pd.read_csv(
+        path, sep=",", header=None, names=[0, 1, 2], dtype={0: str, 1: str, 2: str},
+        chunksize=chunk_lines, engine="c", skip_blank_lines=False, keep_default_na=False,
+        na_values=[""], quoting=3, encoding="latin-1",
+    )
+    first_line = 1
+    try:
+        for chunk in reader:
+            chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))
+            first_line += len(chunk)
+            chunk = chunk[chunk.notna().any(axis=1)]
+            head_mask = chunk[0].str.endswith(":").to_numpy() & chunk[1].isna().to_numpy()
+            heads = chunk[0][head_mask].str[:-1]
+            movie_ids = _parse.parse_ids(path, heads, "MovieID", numeric=True)
+            block = np.cumsum(head_mask) - 1  # which header each row follows
+            rows = chunk[~head_mask]
+            row_block = block[~head_mask]
+            if len(rows) and row_block[0] < 0 and movie < 0:
+                raise DataFormatError(path, "expected a 'MovieID:' line before the ratings",
+                                      line=int(rows.index[0]))
+            all_movies = np.concatenate([[movie], movie_ids])
+            item = all_movies[row_block + 1]
+            if len(movie_ids):
+                movie = int(movie_ids[-1])
+            if rows.isna().any().any():
+                at = int(np.argwhere(rows.isna().to_numpy())[0][0])
+                raise DataFormatError(path, "expected CustomerID,Rating,Date",
+                                      line=int(rows.index[at]))
+            out.append((
+                _parse.parse_ids(path, rows[0], "CustomerID", numeric=True),
+                item,
+                _parse.parse_ratings(path, rows[1], "Rating", low=1, high=5),
+                _parse.parse_times(path, rows[2], "Date", date_format="%Y-%m-%d"),
+            ))
+    except pd.errors.ParserError as exc:
+        raise _parse._parser_error(path, exc, ",", 3) from exc
+    if not out or sum(len(o[0]) for o in out) == 0:
+        raise DataFormatError(path, "no rating lines, expected 'MovieID:' then CustomerID,Rating,Date")
+    return (
+        np.concatenate([o[0] for o in out]),
+        np.concatenate([o[1] for o in out]).astype(np.int64),
+        np.concatenate([o[2] for o in out]),
+        np.concatenate([o[3] for o in out]),
+    )
+
+
+def _netflix_titles(path: Path) -> dict[Any, tuple[str, str]]:
+    _parse.check_text(path, "latin-1")
+    lines = pd.Series(path.read_bytes().decode("latin-1").splitlines())
+    lines.index = pd.RangeIndex(1, len(lines) + 1)
+    lines = lines[lines.str.strip() != ""]
+    table = lines.str.split(",", n=2, expand=True)
+    if table.shape[1] != 3 or table[2].isna().any():
+        raise DataFormatError(path, "expected MovieID,YearOfRelease,Title lines")
+    ids = _parse.parse_ids(path, table[0], "MovieID", numeric=True)
+    year = table[1].where(table[1] != "NULL", "")
+    titles = (table[2] + np.where(year != "", " (" + year + ")", "")).tolist()
+    return dict(zip(ids.tolist(), zip(titles, [""] * len(titles), strict=True), strict=True))
+
+
+# ---------------------------------------------------------------------- any table
+_ROLE_NAMES = {
+    "user": ("user", "userid", "user_id", "member", "memberid", "member_id", "customerid", "customer_id"),
+    "item": ("item", "itemid", "item_id", "movieid", "movie_id", "title", "titleid", "title_id"),
+    "rating": ("rating", "weight", "score", "value", "plays", "count"),
+    "timestamp": ("timestamp", "time", "ts", "date", "datetime"),
+}
+_ROLES = ("user", "item", "rating", "timestamp")
+
+
+def read_table(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    columns: Sequence[str | int] | None = None,
+    rating_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Read a delimited or Parquet file into a frame with columns user, item[, rating, timestamp].
+
+    ``columns`` names the source columns (header names or 0-based positions)
+    in the order user, item, rating, timestamp; two to four of them.  Without
+    it, a header is searched for the usual names, else the first four fields
+    are taken in that order.  A header line is detected when the first line's
+    id fields are not numbers but the second line's are.
+    """
+    p = Path(path)
+    if columns is not None and not 2 <= len(columns) <= 4:
+        raise DataError(
+            f"--columns takes 2 to 4 names: user,item[,rating[,timestamp]] (got {len(columns)})"
+        )
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(p, columns, rating_range)
+    head = _parse.check_text(p)
+    sep = sep or _parse.sniff_separator(p, head, "utf-8")
+    lines = _parse.first_lines(head, 2, "utf-8")
+    first = _split(lines[0], sep)
+    n_fields = len(first)
+    has_header = _looks_like_header(first, _split(lines[1], sep) if len(lines) > 1 else None)
+    names = [f.strip().strip('"') for f in first] if has_header else None
+    positions = _resolve_columns(p, columns, names, n_fields)
+    raw = _parse.read_fields(p, sep=sep, n_fields=n_fields, skip_lines=int(has_header))
+    label = (lambda pos: names[pos]) if names else (lambda pos: f"column {pos + 1}")
+    out: dict[str, Any] = {}
+    for role, pos in zip(_ROLES, positions, strict=False):
+        col = raw[pos]
+        if role in ("user", "item"):
+            out[role] = _parse.parse_ids(p, col, label(pos), numeric=False)
+        elif role == "rating":
+            low, high = rating_range if rating_range else (None, None)
+            out[role] = _parse.parse_ratings(p, col, label(pos), low=low, high=high)
+        else:
+            out[role] = _parse.parse_times(p, col, label(pos))
+    return pd.DataFrame(out)
+
+
+def load_table(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    columns: Sequence[str | int] | None = None,
+    rating_range: tuple[float, float] | None = None,
+) -> Interactions:
+    """Load a delimited or Parquet file (see :func:`read_table`) as :class:`Interactions`."""
+    frame = read_table(path, sep=sep, columns=columns, rating_range=rating_range)
+    return Interactions.from_ids(
+        frame["user"].to_numpy(),
+        frame["item"].to_numpy(),
+        frame["rating"].to_numpy() if "rating" in frame else None,
+        frame["timestamp"].to_numpy() if "timestamp" in frame else None,
+        source=str(path),
+    )
+
+
+def _split(line: str, sep: str) -> list[str]:
+    return line.split(sep)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip().strip('"'))
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
+    names = {f.strip().strip('"').lower() for f in first}
+    if any(names & set(v) for v in _ROLE_NAMES.values()):
+        return True
+    if second is None:
+        return False
+    return not any(_is_number(f) for f in first) and any(_is_number(f) for f in second)
+
+
+def _resolve_columns(
+    path: Path, columns: Sequence[str | int] | None, names: list[str] | None, n_fields: int
+) -> list[int]:
+    if columns is None:
+        if names is None:
+            if n_fields < 2:
+                raise DataFormatError(path, "expected at least 2 fields (user, item)", line=1)
+            return list(range(min(n_fields, 4)))
+        lowered = [n.lower() for n in names]
+        found: list[int] = []
+        for role in _ROLES:
+            hit = next((lowered.index(a) for a in _ROLE_NAMES[role] if a in lowered), None)
+            if hit is None:
+                if role in ("user", "item"):
+                    raise DataFormatError(
+                        path,
+                        f"no {role} column in the header ({', '.join(names)}); "
+                        "name the columns with --columns user,item[,rating[,timestamp]]",
+                        line=1,
+                    )
+                break
+            found.append(hit)
+        return found
+    out = []
+    for c in columns:
+        if isinstance(c, int) or str(c).isdigit():
+            pos = int(c)
+            if pos >= n_fields:
+                raise DataFormatError(path, f"column {pos} does not exist: lines have {n_fields} fields", line=1)
+            out.append(pos)
+        elif names is not None and c in names:
+            out.append(names.index(str(c)))
+        else:
+            have = ", ".join(names) if names else f"{n_fields} unnamed fields"
+            raise DataFormatError(path, f"no column named {c!r} (the file has {have})", line=1)
+    return out
+
+
+def _read_parquet(
+    path: Path, columns: Sequence[str | int] | None, rating_range: tuple[float, float] | None
+) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
+    names = list(schema.names)
+    positions = _resolve_columns(path, columns, names, len(names))
+    try:
+        table = pq.read_table(path, columns=[names[i] for i in positions])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFormatError(path, f"not a readable Parquet file ({exc})") from exc
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(1, len(frame) + 1)  # "line" = row number in the file
+    if frame.empty:
+        raise DataFormatError(path, "no rows, expected ratings")
+    out: dict[str, Any] = {}
+    for role, name in zip(_ROLES, frame.columns, strict=False):
+        col = frame[name]
+        if col.isna().any():
+            at = int(np.flatnonzero(col.isna().to_numpy())[0])
+            raise DataFormatError(path, "missing value", line=at + 1, field=str(name))
+        if role in ("user", "item"):
+            out[role] = _parse.parse_ids(path, col, str(name), numeric=False)
+        elif role == "rating":
+            low, high = rating_range if rating_range else (None, None)
+            out[role] = _parse.parse_ratings(path, col, str(name), low=low, high=high)
+        else:
+            if pd.api.types.is_datetime64_any_dtype(col):
+                col = col.astype(str)
+            out[role] = _parse.parse_times(path, col, str(name))
+    return pd.DataFrame(out)

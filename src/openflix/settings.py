@@ -1,0 +1,61 @@
+"""Typed settings with embedded defaults, overridden by ``OPENFLIX_*`` environment variables.
+
+=========================  ===========================================  ==========================
+variable                   meaning                                      default
+=========================  ===========================================  ==========================
+``OPENFLIX_DATA``          the dataset ``make run`` and ``--data`` use  the bundled latest-small
+``OPENFLIX_MODEL``         the default model's name                     ``ease``
+``OPENFLIX_DATASETS_URL``  where ``openflix data fetch`` downloads      GroupLens' file server
+``OPENFLIX_SEED``          seed of every random choice                  ``42``
+=========================  ===========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from openflix.errors import ConfigError
+
+__all__ = ["Settings", "bundled_data", "project_root"]
+
+
+def project_root() -> Path:
+    """The source checkout's root (where ``data/`` lives)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def bundled_data() -> Path:
+    """The bundled MovieLens latest-small folder."""
+    return project_root() / "data" / "ml-latest-small"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What openflix needs to know about its environment."""
+
+    data: Path = bundled_data()
+    model: str = "ease"
+    datasets_url: str = "https://files.grouplens.org/datasets/movielens"
+    seed: int = 42
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "OPENFLIX_") -> Settings:
+        """Defaults overridden by ``OPENFLIX_<FIELD>`` variables; a malformed value raises :class:`ConfigError`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(prefix + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            kind = type(getattr(cls, f.name))
+            try:
+                values[f.name] = Path(raw) if issubclass(kind, Path) else kind(raw)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{prefix}{f.name.upper()}={raw!r} is not a valid {kind.__name__}; "
+                    "fix or unset the variable"
+                ) from exc
+        return cls(**values)  # type: ignore[arg-type]
