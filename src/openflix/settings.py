@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from openflix.errors import ConfigError
@@ -36,21 +36,24 @@ def bundled_data() -> Path:
 class Settings:
     """What openflix needs to know about its environment."""
 
-    data: Path = bundled_data()
+    data: Path = field(default_factory=bundled_data)
     model: str = "ease"
     datasets_url: str = "https://files.grouplens.org/datasets/movielens"
     seed: int = 42
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "OPENFLIX_") -> Settings:
-        """Defaults overridden by ``OPENFLIX_<FIELD>`` variables; a malformed value raises :class:`ConfigError`."""
+        """Defaults overridden by ``OPENFLIX_<FIELD>`` variables.
+
+        A malformed value raises :class:`ConfigError`.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(prefix + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls, f.name))
+            kind = Path if f.name == "data" else type(getattr(cls, f.name))
             try:
                 values[f.name] = Path(raw) if issubclass(kind, Path) else kind(raw)
             except ValueError as exc:

@@ -23,8 +23,13 @@ def data() -> None:
 
 @data.command()
 @click.argument("name", type=click.Choice(sorted(svc.ARCHIVES)))
-@click.option("--dest", type=click.Path(path_type=Path), default=Path("datasets"), show_default=True,
-              help="Folder to extract into.")
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=Path("datasets"),
+    show_default=True,
+    help="Folder to extract into.",
+)
 def fetch(name: str, dest: Path) -> None:
     """Download and extract an official MovieLens archive (research use: read its licence)."""
     folder = svc.fetch(name, dest, Settings.from_env().datasets_url, progress=out.print)

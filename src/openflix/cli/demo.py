@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from openflix.cli.recs import err, metrics_table, out, print_rows, read_data
-from openflix.recs.splits import temporal_split
 from openflix.recs.evaluation import evaluate_split
 from openflix.recs.models import create
+from openflix.recs.splits import temporal_split
 from openflix.services import personalization as svc
 from openflix.settings import Settings
 
@@ -18,8 +18,13 @@ __all__ = ["demo"]
 
 
 @click.command()
-@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
-              help="Dataset (default: the bundled MovieLens latest-small).")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Dataset (default: the bundled MovieLens latest-small).",
+)
 @click.option("--member", default=None, help="Member to show recommendations for (default: the first).")
 def demo(data_path: Path | None, member: str | None) -> None:
     """Load the data, evaluate the default model against popularity, and show recommendations."""
@@ -37,9 +42,13 @@ def demo(data_path: Path | None, member: str | None) -> None:
     out.print(f"trained {model!r} on {data.nnz:,} ratings in {time.perf_counter() - t0:.2f} s")
     who = member if member is not None else data.user_ids[0]
     seen = model.history.rows([svc._index_of(model.user_ids, who, "member")])
-    recent = [str(model.item_info.titles[i]) if model.item_info is not None else str(i)
-              for i in seen.items[-3:][::-1]]
+    recent = [
+        str(model.item_info.titles[i]) if model.item_info is not None else str(i)
+        for i in seen.items[-3:][::-1]
+    ]
     out.print(f"member {who} watched lately: {'; '.join(recent)}")
     print_rows(svc.recommend_for_member(model, who, 10), f"top 10 for member {who}")
     first = model.item_ids[int(seen.items[-1])]
-    print_rows(svc.similar_titles(model, first.item(), 5), f"because you watched {svc.title_of(model, first.item())}")
+    print_rows(
+        svc.similar_titles(model, first.item(), 5), f"because you watched {svc.title_of(model, first.item())}"
+    )

@@ -6,7 +6,6 @@ exit status 2 — never a traceback.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -51,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -31,13 +31,29 @@ def data_options(required: bool = False) -> Callable[[Callable[..., Any]], Calla
     """``--data/--format/--sep/--columns``: where ratings come from and how to read them."""
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
-        f = click.option("--columns", default=None,
-                         help="Columns user,item[,rating[,timestamp]] by header name or 0-based position.")(f)
-        f = click.option("--sep", default=None, help="Field separator of a delimited file (default: detected).")(f)
-        f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-                         help="Dataset format.")(f)
-        return click.option("--data", "data_path", type=click.Path(path_type=Path), required=required,
-                            help="Dataset folder or file (MovieLens, Netflix Prize, CSV/TSV/Parquet).")(f)
+        f = click.option(
+            "--columns",
+            default=None,
+            help="Columns user,item[,rating[,timestamp]] by header name or 0-based position.",
+        )(f)
+        f = click.option(
+            "--sep", default=None, help="Field separator of a delimited file (default: detected)."
+        )(f)
+        f = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="auto",
+            show_default=True,
+            help="Dataset format.",
+        )(f)
+        return click.option(
+            "--data",
+            "data_path",
+            type=click.Path(path_type=Path),
+            required=required,
+            help="Dataset folder or file (MovieLens, Netflix Prize, CSV/TSV/Parquet).",
+        )(f)
 
     return deco
 
@@ -60,24 +76,53 @@ def recs() -> None:
 
 @recs.command()
 @data_options(required=True)
-@click.option("--split", "kind", type=click.Choice(["temporal", "random", "folds"]), default="temporal",
-              show_default=True, help="Per-member temporal or random 80/20 holdout, or ML-100K folds u1..u5.")
+@click.option(
+    "--split",
+    "kind",
+    type=click.Choice(["temporal", "random", "folds"]),
+    default="temporal",
+    show_default=True,
+    help="Per-member temporal or random 80/20 holdout, or ML-100K folds u1..u5.",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the random split and of the models.")
-@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Cut-off of ranking metrics.")
-@click.option("--model", "models", multiple=True, type=click.Choice(sorted(MODELS)),
-              help="Model to evaluate (repeatable; default: all).")
+@click.option(
+    "--k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Cut-off of ranking metrics."
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Choice(sorted(MODELS)),
+    help="Model to evaluate (repeatable; default: all).",
+)
 @click.option("--no-tune", is_flag=True, help="Use default hyperparameters instead of tuning on validation.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {model: {metric: value}} last.")
-def evaluate(data_path: Path, fmt: str, sep: str | None, columns: str | None, kind: str, seed: int | None,
-             k: int, models: Sequence[str], no_tune: bool, as_json: bool) -> None:
+def evaluate(
+    data_path: Path,
+    fmt: str,
+    sep: str | None,
+    columns: str | None,
+    kind: str,
+    seed: int | None,
+    k: int,
+    models: Sequence[str],
+    no_tune: bool,
+    as_json: bool,
+) -> None:
     """Measure models on a holdout split; hyperparameters are tuned on validation only."""
     settings = Settings.from_env()
     data = read_data(data_path, fmt, sep, columns)
     names = list(models) or sorted(MODELS)
     with err.status("evaluating") as status:
         results = svc.evaluate_models(
-            data, names, kind=kind, k=k, seed=settings.seed if seed is None else seed, tune=not no_tune,
-            data_path=data_path, progress=lambda msg: status.update(msg),
+            data,
+            names,
+            kind=kind,
+            k=k,
+            seed=settings.seed if seed is None else seed,
+            tune=not no_tune,
+            data_path=data_path,
+            progress=lambda msg: status.update(msg),
         )
     if as_json:
         click.echo(json.dumps({r.model: r.metrics | {"fit_seconds": r.fit_seconds} for r in results}))
@@ -106,11 +151,30 @@ def metrics_table(results: Sequence[Evaluation], title: str = "") -> Table:
 
 @recs.command()
 @data_options(required=True)
-@click.option("--model", "name", type=click.Choice(sorted(MODELS)), default=None, help="Model (default: the default model).")
-@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Where to write the model (.npz).")
+@click.option(
+    "--model",
+    "name",
+    type=click.Choice(sorted(MODELS)),
+    default=None,
+    help="Model (default: the default model).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the model (.npz).",
+)
 @click.option("--param", "params", multiple=True, help="Hyperparameter NAME=VALUE (repeatable).")
-def train(data_path: Path, fmt: str, sep: str | None, columns: str | None, name: str | None,
-          out_path: Path, params: Sequence[str]) -> None:
+def train(
+    data_path: Path,
+    fmt: str,
+    sep: str | None,
+    columns: str | None,
+    name: str | None,
+    out_path: Path,
+    params: Sequence[str],
+) -> None:
     """Train a model on a whole dataset and save it."""
     name = name or Settings.from_env().model
     data = read_data(data_path, fmt, sep, columns)
@@ -136,15 +200,28 @@ def parse_params(params: Sequence[str]) -> dict[str, Any]:
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--n", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many titles.")(f)
-    f = click.option("--model", "name", type=click.Choice(sorted(MODELS)), default=None,
-                     help="Model to train with --data (default: the default model).")(f)
+    f = click.option(
+        "--n", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many titles."
+    )(f)
+    f = click.option(
+        "--model",
+        "name",
+        type=click.Choice(sorted(MODELS)),
+        default=None,
+        help="Model to train with --data (default: the default model).",
+    )(f)
     f = click.option("--model-file", type=click.Path(path_type=Path), default=None, help="A saved model.")(f)
     return data_options()(f)
 
 
-def open_model(model_file: Path | None, data_path: Path | None, fmt: str, sep: str | None,
-               columns: str | None, name: str | None) -> Any:
+def open_model(
+    model_file: Path | None,
+    data_path: Path | None,
+    fmt: str,
+    sep: str | None,
+    columns: str | None,
+    name: str | None,
+) -> Any:
     if model_file is None and data_path is None:
         data_path = Settings.from_env().data
     data = read_data(data_path, fmt, sep, columns) if model_file is None and data_path else None
@@ -169,8 +246,17 @@ def print_rows(rows: Sequence[svc.Recommendation], title: str) -> None:
 @model_options
 @click.option("--user", "member", default=None, help="Member id in the training data.")
 @click.option("--history", default=None, help="Title ids watched, oldest first, comma-separated (fold-in).")
-def recommend(data_path: Path | None, fmt: str, sep: str | None, columns: str | None, model_file: Path | None,
-              name: str | None, n: int, member: str | None, history: str | None) -> None:
+def recommend(
+    data_path: Path | None,
+    fmt: str,
+    sep: str | None,
+    columns: str | None,
+    model_file: Path | None,
+    name: str | None,
+    n: int,
+    member: str | None,
+    history: str | None,
+) -> None:
     """Top titles for a member (--user) or for a history of titles (--history, no retraining)."""
     if (member is None) == (history is None):
         raise click.UsageError("give exactly one of --user ID or --history ID,ID,...")
@@ -188,8 +274,16 @@ def recommend(data_path: Path | None, fmt: str, sep: str | None, columns: str | 
 @recs.command()
 @model_options
 @click.option("--item", required=True, help="Title id.")
-def similar(data_path: Path | None, fmt: str, sep: str | None, columns: str | None, model_file: Path | None,
-            name: str | None, n: int, item: str) -> None:
+def similar(
+    data_path: Path | None,
+    fmt: str,
+    sep: str | None,
+    columns: str | None,
+    model_file: Path | None,
+    name: str | None,
+    n: int,
+    item: str,
+) -> None:
     """Titles most similar to a title."""
     model = open_model(model_file, data_path, fmt, sep, columns, name)
     rows = svc.similar_titles(model, item, n)

@@ -143,8 +143,7 @@ def read_fields(
         line = int(frame.index[row])
         raise DataFormatError(
             path,
-            f"expected {n_fields} fields separated by {sep_name(sep)}, "
-            f"field {col + 1} is missing or empty",
+            f"expected {n_fields} fields separated by {sep_name(sep)}, field {col + 1} is missing or empty",
             line=line,
         )
     return frame
@@ -164,9 +163,7 @@ def _parser_error(path: Path, exc: Exception, sep: str, n_fields: int) -> DataFo
     return DataFormatError(path, f"cannot parse: {exc}")
 
 
-def parse_ids(
-    path: Path, column: pd.Series, field: str, *, numeric: bool
-) -> npt.NDArray[Any]:
+def parse_ids(path: Path, column: pd.Series, field: str, *, numeric: bool) -> npt.NDArray[Any]:
     """Ids as an array: ``int64`` when ``numeric`` (error at the first non-integer), else as read."""
     values = column.to_numpy()
     if not numeric:
@@ -231,15 +228,17 @@ def parse_times(
             return values.astype(np.int64)
     else:
         as_num = pd.to_numeric(column, errors="coerce")
-        if as_num.notna().all():
+        numeric = as_num.notna().to_numpy()
+        if numeric.all():
             return as_num.to_numpy().astype(np.int64)
-        parsed = pd.to_datetime(
-            column, errors="coerce", format=date_format or "ISO8601", utc=True
-        )
-        bad = parsed.isna().to_numpy()
-        if not bad.any():
-            seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-            return seconds.to_numpy(dtype=np.int64)
+        if numeric[0]:  # a column of Unix times with a stray value
+            bad = ~numeric
+        else:
+            parsed = pd.to_datetime(column, errors="coerce", format=date_format or "ISO8601", utc=True)
+            bad = parsed.isna().to_numpy()
+            if not bad.any():
+                seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+                return np.asarray(seconds.to_numpy(dtype=np.int64), dtype=np.int64)
     at = int(np.flatnonzero(bad)[0])
     raise DataFormatError(
         path,

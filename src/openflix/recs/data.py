@@ -96,16 +96,8 @@ class Interactions:
         nnz = len(u_codes)
         if len(i_codes) != nnz:
             raise DataError(f"user and item arrays differ in length ({nnz} != {len(i_codes)})")
-        r = (
-            np.ones(nnz, dtype=np.float32)
-            if ratings is None
-            else np.asarray(ratings, dtype=np.float32)
-        )
-        t = (
-            np.zeros(nnz, dtype=np.int64)
-            if timestamps is None
-            else np.asarray(timestamps, dtype=np.int64)
-        )
+        r = np.ones(nnz, dtype=np.float32) if ratings is None else np.asarray(ratings, dtype=np.float32)
+        t = np.zeros(nnz, dtype=np.int64) if timestamps is None else np.asarray(timestamps, dtype=np.int64)
         info = None
         if item_info is not None:
             uniq = np.asarray(i_uniques)
@@ -208,7 +200,7 @@ class Interactions:
     def item_indices(self, item_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Indices of many title ids; -1 where unknown."""
         index = _index(self.item_ids, self._cache, "iidx")
-        return index.get_indexer(_coerce_like(np.asarray(item_ids), self.item_ids))
+        return index.get_indexer(pd.Index(_coerce_like(np.asarray(item_ids), self.item_ids)))
 
     def item_title(self, index: int) -> str:
         """Human-readable title of an item index (its id when titles are unknown)."""
@@ -233,7 +225,7 @@ def _coerce_like(values: npt.NDArray[Any], ids: npt.NDArray[Any]) -> npt.NDArray
 
 def _lookup(ids: npt.NDArray[Any], value: Any, what: str, cache: dict[str, Any], key: str) -> int:
     index = _index(ids, cache, key)
-    pos = index.get_indexer(_coerce_like(np.asarray([value]), ids))[0]
+    pos = index.get_indexer(pd.Index(_coerce_like(np.asarray([value]), ids)))[0]
     if pos < 0:
         raise NotFoundError(f"unknown {what} id {value!r} (the data has {len(ids):,} {what}s)")
     return int(pos)

@@ -37,8 +37,8 @@ __all__ = [
     "FORMATS",
     "detect_format",
     "load",
-    "load_movielens_100k",
     "load_movielens_1m",
+    "load_movielens_100k",
     "load_movielens_latest",
     "load_netflix",
     "load_table",
@@ -124,7 +124,12 @@ def _ml100k_items(path: Path) -> dict[Any, tuple[str, str]] | None:
         return None
     _parse.check_text(path, "latin-1")
     items = pd.read_csv(
-        path, sep="|", header=None, encoding="latin-1", quoting=3, dtype=str,
+        path,
+        sep="|",
+        header=None,
+        encoding="latin-1",
+        quoting=3,
+        dtype=str,
         keep_default_na=False,
     )
     items.index = pd.RangeIndex(1, len(items) + 1)
@@ -150,10 +155,8 @@ def load_movielens_1m(path: str | Path) -> Interactions:
         table = pd.Series(raw.splitlines()).str.split("::", n=2, expand=True)
         if table.shape[1] != 3:
             raise DataFormatError(movies, "expected MovieID::Title::Genres lines")
-        ids = _parse.parse_ids(movies, table[0].set_axis(range(1, len(table) + 1)), "MovieID",
-                               numeric=True)
-        info = dict(zip(ids.tolist(), zip(table[1].tolist(), table[2].tolist(), strict=True),
-                        strict=True))
+        ids = _parse.parse_ids(movies, table[0].set_axis(range(1, len(table) + 1)), "MovieID", numeric=True)
+        info = dict(zip(ids.tolist(), zip(table[1].tolist(), table[2].tolist(), strict=True), strict=True))
     return _build(frame, info, source=str(data))
 
 
@@ -172,18 +175,28 @@ def load_movielens_latest(path: str | Path) -> Interactions:
         table = pd.read_csv(movies, dtype=str, keep_default_na=False)
         if list(table.columns[:3]) != ["movieId", "title", "genres"]:
             raise DataFormatError(
-                movies, f"expected a header movieId,title,genres, got {','.join(table.columns)}",
+                movies,
+                f"expected a header movieId,title,genres, got {','.join(table.columns)}",
                 line=1,
             )
         table.index = pd.RangeIndex(2, 2 + len(table))
         ids = _parse.parse_ids(movies, table["movieId"], "movieId", numeric=True)
-        info = dict(zip(ids.tolist(), zip(table["title"].tolist(), table["genres"].tolist(),
-                                          strict=True), strict=True))
+        info = dict(
+            zip(
+                ids.tolist(), zip(table["title"].tolist(), table["genres"].tolist(), strict=True), strict=True
+            )
+        )
     return _build(frame, info, source=str(data))
 
 
 def _read_ratings(
-    path: Path, *, sep: str, n_fields: int, skip: int, low: float, high: float,
+    path: Path,
+    *,
+    sep: str,
+    n_fields: int,
+    skip: int,
+    low: float,
+    high: float,
     encoding: str = "utf-8",
 ) -> pd.DataFrame:
     """Read user, item, rating, time fields of a MovieLens-style file into typed columns."""
@@ -199,8 +212,7 @@ def _read_ratings(
             f"expected {n_fields} fields separated by {_parse.sep_name(sep)}, got {found}{hint}",
             line=skip + 1,
         )
-    raw = _parse.read_fields(path, sep=sep, n_fields=n_fields, skip_lines=skip,
-                             encoding=encoding)
+    raw = _parse.read_fields(path, sep=sep, n_fields=n_fields, skip_lines=skip, encoding=encoding)
     return pd.DataFrame(
         {
             "user": _parse.parse_ids(path, raw[0], "user", numeric=True),
@@ -212,8 +224,12 @@ def _read_ratings(
 
 
 def _build(
-    frame: pd.DataFrame, info: dict[Any, tuple[str, str]] | None, *, source: str,
-    has_ratings: bool = True, has_timestamps: bool = True,
+    frame: pd.DataFrame,
+    info: dict[Any, tuple[str, str]] | None,
+    *,
+    source: str,
+    has_ratings: bool = True,
+    has_timestamps: bool = True,
 ) -> Interactions:
     return Interactions.from_ids(
         frame["user"].to_numpy(),
@@ -253,45 +269,56 @@ def load_netflix(path: str | Path, *, chunk_lines: int = 4_000_000) -> Interacti
 
 def _netflix_file(
     path: Path, chunk_lines: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32],
-           npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     _parse.check_text(path, "latin-1")
     out: list[tuple[Any, ...]] = []
     movie = -1
-    reader = pd.read_csv(
-        path, sep=",", header=None, names=[0, 1, 2], dtype={0: str, 1: str, 2: str},
-        chunksize=chunk_lines, engine="c", skip_blank_lines=False, keep_default_na=False,
-        na_values=[""], quoting=3, encoding="latin-1",
+    reader_cm = pd.read_csv(
+        path,
+        sep=",",
+        header=None,
+        names=[0, 1, 2],
+        dtype={0: str, 1: str, 2: str},
+        chunksize=chunk_lines,
+        engine="c",
+        skip_blank_lines=False,
+        keep_default_na=False,
+        na_values=[""],
+        quoting=3,
+        encoding="latin-1",
     )
     first_line = 1
     try:
-        for chunk in reader:
-            chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))
-            first_line += len(chunk)
-            chunk = chunk[chunk.notna().any(axis=1)]
-            head_mask = chunk[0].str.endswith(":").to_numpy() & chunk[1].isna().to_numpy()
-            heads = chunk[0][head_mask].str[:-1]
-            movie_ids = _parse.parse_ids(path, heads, "MovieID", numeric=True)
-            block = np.cumsum(head_mask) - 1  # which header each row follows
-            rows = chunk[~head_mask]
-            row_block = block[~head_mask]
-            if len(rows) and row_block[0] < 0 and movie < 0:
-                raise DataFormatError(path, "expected a 'MovieID:' line before the ratings",
-                                      line=int(rows.index[0]))
-            all_movies = np.concatenate([[movie], movie_ids])
-            item = all_movies[row_block + 1]
-            if len(movie_ids):
-                movie = int(movie_ids[-1])
-            if rows.isna().any().any():
-                at = int(np.argwhere(rows.isna().to_numpy())[0][0])
-                raise DataFormatError(path, "expected CustomerID,Rating,Date",
-                                      line=int(rows.index[at]))
-            out.append((
-                _parse.parse_ids(path, rows[0], "CustomerID", numeric=True),
-                item,
-                _parse.parse_ratings(path, rows[1], "Rating", low=1, high=5),
-                _parse.parse_times(path, rows[2], "Date", date_format="%Y-%m-%d"),
-            ))
+        with reader_cm as reader:
+            for chunk in reader:
+                chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))
+                first_line += len(chunk)
+                chunk = chunk[chunk.notna().any(axis=1)]
+                head_mask = chunk[0].str.endswith(":").to_numpy() & chunk[1].isna().to_numpy()
+                heads = chunk[0][head_mask].str[:-1]
+                movie_ids = _parse.parse_ids(path, heads, "MovieID", numeric=True)
+                block = np.cumsum(head_mask) - 1  # which header each row follows
+                rows = chunk[~head_mask]
+                row_block = block[~head_mask]
+                if len(rows) and row_block[0] < 0 and movie < 0:
+                    raise DataFormatError(
+                        path, "expected a 'MovieID:' line before the ratings", line=int(rows.index[0])
+                    )
+                all_movies = np.concatenate([[movie], movie_ids])
+                item = all_movies[row_block + 1]
+                if len(movie_ids):
+                    movie = int(movie_ids[-1])
+                if rows.isna().any().any():
+                    at = int(np.argwhere(rows.isna().to_numpy())[0][0])
+                    raise DataFormatError(path, "expected CustomerID,Rating,Date", line=int(rows.index[at]))
+                out.append(
+                    (
+                        _parse.parse_ids(path, rows[0], "CustomerID", numeric=True),
+                        item,
+                        _parse.parse_ratings(path, rows[1], "Rating", low=1, high=5),
+                        _parse.parse_times(path, rows[2], "Date", date_format="%Y-%m-%d"),
+                    )
+                )
     except pd.errors.ParserError as exc:
         raise _parse._parser_error(path, exc, ",", 3) from exc
     if not out or sum(len(o[0]) for o in out) == 0:
@@ -345,9 +372,7 @@ def read_table(
     """
     p = Path(path)
     if columns is not None and not 2 <= len(columns) <= 4:
-        raise DataError(
-            f"--columns takes 2 to 4 names: user,item[,rating[,timestamp]] (got {len(columns)})"
-        )
+        raise DataError(f"--columns takes 2 to 4 names: user,item[,rating[,timestamp]] (got {len(columns)})")
     if p.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(p, columns, rating_range)
     head = _parse.check_text(p)
@@ -440,7 +465,9 @@ def _resolve_columns(
         if isinstance(c, int) or str(c).isdigit():
             pos = int(c)
             if pos >= n_fields:
-                raise DataFormatError(path, f"column {pos} does not exist: lines have {n_fields} fields", line=1)
+                raise DataFormatError(
+                    path, f"column {pos} does not exist: lines have {n_fields} fields", line=1
+                )
             out.append(pos)
         elif names is not None and c in names:
             out.append(names.index(str(c)))

@@ -51,8 +51,14 @@ def measure(model: Recommender, train: Interactions, test: Interactions, k: int 
     top, _ = model.recommend_batch(history, users, n=k)
     pop = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
     out = ranking_metrics(
-        top, users, test.users, test.items, train.n_items, k,
-        item_popularity=pop, n_train_users=int(len(np.unique(train.users))),
+        top,
+        users,
+        test.users,
+        test.items,
+        train.n_items,
+        k,
+        item_popularity=pop,
+        n_train_users=len(np.unique(train.users)),
     )
     if isinstance(model, RatingModel):
         out.update(rating_metrics(model.predict(test.users, test.items), test.ratings))
@@ -125,7 +131,9 @@ def evaluate_split(
     model.fit(train)
     fit_s = time.perf_counter() - t0
     metrics = measure(model, train, test, k)
-    return Evaluation(model.name, metrics, model.get_params(), fit_s, tuned=bool(chosen), extra={"chosen": chosen})
+    return Evaluation(
+        model.name, metrics, model.get_params(), fit_s, tuned=bool(chosen), extra={"chosen": chosen}
+    )
 
 
 def evaluate_folds(
@@ -143,14 +151,27 @@ def evaluate_folds(
     chosen_all = []
     for train, test in folds:
         metric = "rmse" if isinstance(model, RatingModel) else None
-        ev = evaluate_split(model, train, test, kind="random", k=k, seed=seed, do_tune=do_tune,
-                            metric=metric, progress=progress)
+        ev = evaluate_split(
+            model,
+            train,
+            test,
+            kind="random",
+            k=k,
+            seed=seed,
+            do_tune=do_tune,
+            metric=metric,
+            progress=progress,
+        )
         per_fold.append(ev.metrics)
         fit_total += ev.fit_seconds
         chosen_all.append(ev.extra.get("chosen", {}))
     keys = per_fold[0].keys()
     mean = {key: float(np.mean([m[key] for m in per_fold])) for key in keys}
     return Evaluation(
-        model.name, mean, model.get_params(), fit_total / len(folds), tuned=do_tune,
+        model.name,
+        mean,
+        model.get_params(),
+        fit_total / len(folds),
+        tuned=do_tune,
         extra={"chosen": chosen_all, "per_fold": per_fold},
     )

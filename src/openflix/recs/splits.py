@@ -24,7 +24,9 @@ __all__ = ["Split", "holdout_mask", "predefined_folds", "random_split", "split",
 Split = tuple[Interactions, Interactions]
 
 
-def holdout_mask(users: npt.NDArray[np.int32], order: npt.NDArray[np.int64], n_users: int, frac: float) -> npt.NDArray[np.bool_]:
+def holdout_mask(
+    users: npt.NDArray[np.int32], order: npt.NDArray[np.int64], n_users: int, frac: float
+) -> npt.NDArray[np.bool_]:
     """Boolean ``(nnz,)``: True for the last ``round(frac·n)`` events of each member in ``order``."""
     counts = np.bincount(users, minlength=n_users)
     n_test = np.round(frac * counts).astype(np.int64)
@@ -91,7 +93,9 @@ def predefined_folds(folder: str | Path, full: Interactions) -> list[Split]:
     return out
 
 
-def _keys(data: Interactions, users: npt.NDArray[np.integer], items: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
+def _keys(
+    data: Interactions, users: npt.NDArray[np.integer], items: npt.NDArray[np.integer]
+) -> npt.NDArray[np.int64]:
     return users.astype(np.int64) * data.n_items + items
 
 

@@ -29,8 +29,14 @@ ARCHIVES = {
 _CHUNK = 1 << 20
 
 
-def fetch(name: str, dest: Path, base_url: str, *, progress: Callable[[str], None] | None = None,
-          timeout: float = 60.0) -> Path:
+def fetch(
+    name: str,
+    dest: Path,
+    base_url: str,
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = 60.0,
+) -> Path:
     """Download ``name``'s archive from ``base_url`` and extract it to ``dest/name``.
 
     All or nothing: the archive is checked and extracted in a temporary folder

@@ -159,7 +159,9 @@ def evaluate_models(
         for name in names:
             if progress:
                 progress(f"{name}: 5 folds")
-            results.append(evaluate_folds(create(name), folds, k=k, seed=seed, do_tune=tune, progress=progress))
+            results.append(
+                evaluate_folds(create(name), folds, k=k, seed=seed, do_tune=tune, progress=progress)
+            )
         return results
     train, test = split(data, kind, 0.2, seed)
     for name in names:
@@ -168,8 +170,8 @@ def evaluate_models(
         model = create(name)
         metric = "rmse" if model.predicts_ratings else None
         results.append(
-            evaluate_split(model, train, test, kind=kind, k=k, seed=seed, do_tune=tune,
-                           metric=metric, progress=progress)
+            evaluate_split(
+                model, train, test, kind=kind, k=k, seed=seed, do_tune=tune, metric=metric, progress=progress
+            )
         )
     return results
-

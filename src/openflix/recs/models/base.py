@@ -196,9 +196,7 @@ class Recommender(ABC):
         ``(n,)`` items and scores.
         """
         history = History.from_items(items, self.n_items, times=times, values=values)
-        out_items, out_scores = self._recommend_rows(
-            history, np.array([-1]), n, exclude_seen, allow, deny
-        )
+        out_items, out_scores = self._recommend_rows(history, np.array([-1]), n, exclude_seen, allow, deny)
         return out_items[0], out_scores[0]
 
     def recommend_batch(
@@ -275,14 +273,14 @@ class Recommender(ABC):
         x, norms = cache
         col = x[:, item]
         co = np.asarray((x.T @ col).todense()).ravel()
-        return (co / (norms * norms[item])).astype(np.float32)
+        return np.asarray(co / (norms * norms[item]), dtype=np.float32)
 
     # ------------------------------------------------------------------ persist
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         """Learned arrays to save (subclasses extend)."""
         return {}
 
-    def _set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
+    def _set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:  # noqa: B027
         """Restore learned arrays (subclasses extend)."""
 
     def save(self, path: str | Path) -> Path:

@@ -55,7 +55,7 @@ class EASE(Recommender):
 
     def _similar(self, item: int) -> npt.NDArray[np.float32]:
         assert self.weights_ is not None
-        return self.weights_[item] + self.weights_[:, item]
+        return np.asarray(self.weights_[item] + self.weights_[:, item], dtype=np.float32)
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         assert self.weights_ is not None

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from openflix.cli import cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def ratings(tmp_path: Path) -> Path:
+    from tests.conftest import make_interactions
+
+    d = make_interactions()
+    rows = [
+        f"{d.user_ids[u]},{d.item_ids[i]},{r:g},{t}"
+        for u, i, r, t in zip(d.users, d.items, d.ratings, d.timestamps, strict=True)
+    ]
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
+    movies = [f"{1000 + i},Title {i},{'Drama' if i % 2 else 'Comedy'}" for i in range(d.n_items)]
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    return tmp_path
+
+
+def test_evaluate_json_last_line(runner: CliRunner, ratings: Path) -> None:
+    res = runner.invoke(
+        cli,
+        [
+            "recs",
+            "evaluate",
+            "--data",
+            str(ratings),
+            "--model",
+            "ease",
+            "--model",
+            "popularity",
+            "--json",
+            "--no-tune",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(result) == {"ease", "popularity"}
+    assert 0 <= result["ease"]["ndcg@10"] <= 1
+    assert result["ease"]["ndcg@10"] > result["popularity"]["ndcg@10"]
+
+
+def test_evaluate_reports_tuned_values(runner: CliRunner, ratings: Path) -> None:
+    res = runner.invoke(cli, ["recs", "evaluate", "--data", str(ratings), "--model", "ease", "--k", "5"])
+    assert res.exit_code == 0, res.output
+    assert "chosen on validation: {'l2':" in res.stdout
+    assert "ndcg@5" in res.stdout
+
+
+def test_train_then_recommend_similar_and_fold_in(runner: CliRunner, ratings: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.npz"
+    res = runner.invoke(
+        cli, ["recs", "train", "--data", str(ratings), "--model", "ease", "--out", str(model)]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["recs", "recommend", "--model-file", str(model), "--user", "101", "--n", "3"])
+    assert res.exit_code == 0, res.output
+    assert "Title" in res.stdout
+    res = runner.invoke(cli, ["recs", "recommend", "--model-file", str(model), "--history", "1001,1003"])
+    assert res.exit_code == 0, res.output
+    assert "fold-in" in res.stdout
+    res = runner.invoke(cli, ["recs", "similar", "--model-file", str(model), "--item", "1001", "--n", "3"])
+    assert res.exit_code == 0, res.output
+    assert "titles like Title 1" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["recs", "recommend", "--user", "999"], "unknown member id '999'"),
+        (["recs", "recommend", "--history", "1001,77"], "unknown title id '77'"),
+        (["recs", "similar", "--item", "abc"], "unknown title id 'abc'"),
+    ],
+)
+def test_unknown_ids_exit_2_without_traceback(
+    runner: CliRunner, ratings: Path, args: list[str], needle: str
+) -> None:
+    res = runner.invoke(cli, [*args, "--data", str(ratings), "--model", "popularity"])
+    assert res.exit_code == 2
+    assert needle in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_bad_file_exits_2_naming_the_line(runner: CliRunner, tmp_path: Path) -> None:
+    f = tmp_path / "u.data"
+    f.write_text("1\t2\t3\t4\n1\t2\t3\n")
+    res = runner.invoke(cli, ["recs", "evaluate", "--data", str(f)])
+    assert res.exit_code == 2
+    assert f"{f}, line 2: expected 4 fields separated by tab" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_missing_model_file(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(cli, ["recs", "similar", "--model-file", str(tmp_path / "none.npz"), "--item", "1"])
+    assert res.exit_code == 2
+    assert "no such model file" in res.stderr

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from openflix.errors import DataFormatError
+from openflix.recs import datasets
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+class TestMovieLens100K:
+    def test_real_file_counts_titles_and_genres(self, ml100k_path: Path) -> None:
+        data = datasets.load(ml100k_path)
+        assert (data.nnz, data.n_users, data.n_items) == (100_000, 943, 1682)
+        toy = data.item_index(1)
+        assert data.item_title(toy) == "Toy Story (1995)"
+        assert data.item_info is not None
+        assert data.item_info.genres[toy] == "Animation|Children's|Comedy"
+        assert data.ratings.min() == 1 and data.ratings.max() == 5
+
+    def test_ids_map_both_ways(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "u.data", "10\t7\t5\t100\n3\t7\t4\t50\n10\t2\t1\t70\n")
+        data = datasets.load(f)
+        assert data.user_ids.tolist() == [3, 10]
+        assert data.item_ids.tolist() == [2, 7]
+        assert data.csr[data.user_index(10), data.item_index(7)] == 5
+
+    @pytest.mark.parametrize(
+        ("text", "line", "needle"),
+        [
+            ("1\t2\t3\t4\n1\t2\t3\n", 2, "expected 4 fields"),
+            ("1\t2\t3\t4\n1\t2\t3\t4\t5\n", 2, "expected 4 fields"),
+            ("1\t2\t3\t4\nx\t2\t3\t4\n", 2, "expected an integer id, got 'x'"),
+            ("1\t2\t3\t4\n1\t2\t7\t4\n", 2, "must be in 1..5, got '7'"),
+            ("1\t2\t3\t4\n1\t2\t3\tyesterday\n", 2, "expected a Unix time or a date"),
+            ("1,2,3,4\n", 1, "it looks comma-separated"),
+        ],
+    )
+    def test_bad_input_names_file_line_and_problem(
+        self, tmp_path: Path, text: str, line: int, needle: str
+    ) -> None:
+        f = write(tmp_path / "u.data", text)
+        with pytest.raises(DataFormatError) as info:
+            datasets.load(f)
+        assert info.value.line == line
+        assert needle in str(info.value)
+        assert str(f) in str(info.value)
+
+    def test_empty_and_binary_files_are_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(DataFormatError, match="empty"):
+            datasets.load(write(tmp_path / "u.data", ""))
+        with pytest.raises(DataFormatError, match="binary") as info:
+            datasets.load(write(tmp_path / "u.data", b"1\t2\t3\t4\n\x00\x01\xff\xfe"))
+        assert info.value.line == 2
+
+
+class TestMovieLensLatest:
+    def test_bundled_latest_small(self, latest_small_path: Path) -> None:
+        data = datasets.load(latest_small_path)
+        assert (data.nnz, data.n_users, data.n_items) == (100_004, 671, 9066)
+        assert data.ratings.min() == 0.5
+        assert data.item_title(data.item_index(1)) == "Toy Story (1995)"
+
+    def test_error_line_counts_the_header(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,10\n1,3,9,11\n")
+        with pytest.raises(DataFormatError, match=r"line 3, field 'rating': must be in 0.5..5"):
+            datasets.load(tmp_path)
+        assert f.exists()
+
+
+class TestMovieLens1M:
+    def test_double_colon_and_titles(self, tmp_path: Path) -> None:
+        write(tmp_path / "ratings.dat", "1::10::5::978300760\n2::10::3::978300761\n2::20::4::978300762\n")
+        write(tmp_path / "movies.dat", "10::Heat (1995)::Action|Crime\n20::Up (2009)::Animation\n")
+        data = datasets.load(tmp_path)
+        assert data.nnz == 3
+        assert data.item_title(data.item_index(10)) == "Heat (1995)"
+
+    def test_wrong_field_count(self, tmp_path: Path) -> None:
+        write(tmp_path / "ratings.dat", "1::10::5::978300760\n2::10::3\n")
+        with pytest.raises(DataFormatError) as info:
+            datasets.load(tmp_path)
+        assert info.value.line == 2
+
+
+class TestNetflix:
+    def test_combined_data_layout(self, tmp_path: Path) -> None:
+        write(
+            tmp_path / "combined_data_1.txt",
+            "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,4,2004-01-01\n",
+        )
+        write(
+            tmp_path / "movie_titles.txt",
+            "1,2003,Dinosaur Planet\n2,2004,Isle of Man TT 2004 Review, Part 2\n",
+        )
+        data = datasets.load(tmp_path)
+        assert data.nnz == 3
+        assert sorted(data.item_ids.tolist()) == [1, 2]
+        two = data.item_index(2)
+        assert data.item_title(two) == "Isle of Man TT 2004 Review, Part 2 (2004)"
+        u = data.user_index(1488844)
+        assert data.csr[u, two] == 4
+        assert data.timestamps.min() == pd.Timestamp("2004-01-01", tz="UTC").timestamp()
+
+    def test_training_set_folder_in_small_chunks(self, tmp_path: Path) -> None:
+        (tmp_path / "training_set").mkdir()
+        for m in range(1, 4):
+            lines = "".join(f"{c},{(c + m) % 5 + 1},2005-01-0{m}\n" for c in range(1, 8))
+            write(tmp_path / "training_set" / f"mv_{m:07d}.txt", f"{m}:\n{lines}")
+        whole = datasets.load(tmp_path)
+        assert whole.nnz == 21 and whole.n_items == 3 and whole.n_users == 7
+        chunked = datasets.load_netflix(tmp_path, chunk_lines=3)
+        assert np.array_equal(chunked.csr.toarray(), whole.csr.toarray())
+
+    @pytest.mark.parametrize(
+        ("text", "line", "needle"),
+        [
+            ("1488844,3,2005-09-06\n", 1, "'MovieID:' line"),
+            ("1:\n1488844,3,2005-13-45\n", 2, "expected a Unix time or a date"),
+            ("1:\n1488844,6,2005-01-01\n", 2, "must be in 1..5"),
+            ("1:\nabc,3,2005-01-01\n", 2, "expected an integer id"),
+        ],
+    )
+    def test_bad_lines(self, tmp_path: Path, text: str, line: int, needle: str) -> None:
+        f = write(tmp_path / "combined_data_1.txt", text)
+        with pytest.raises(DataFormatError) as info:
+            datasets.load(f)
+        assert info.value.line == line
+        assert needle in str(info.value)
+
+
+class TestTable:
+    def test_header_detected_and_columns_by_name(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "plays.csv", "when,who,what,plays\n2024-01-01,alice,t1,3\n2024-01-02,bob,t2,1\n")
+        data = datasets.load(f, columns=["who", "what", "plays", "when"])
+        assert sorted(data.user_ids.tolist()) == ["alice", "bob"]
+        assert data.ratings.tolist() == [3.0, 1.0]
+        assert data.timestamps[0] == pd.Timestamp("2024-01-01", tz="UTC").timestamp()
+
+    def test_headerless_positions_and_separator_sniffed(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "x.tsv", "1\t2\t1.0\n2\t3\t2.0\n")
+        data = datasets.load(f)
+        assert data.nnz == 2 and not data.has_timestamps
+
+    def test_unknown_column_name_lists_the_header(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "x.csv", "user,item\n1,2\n")
+        with pytest.raises(DataFormatError, match=r"no column named 'rating' \(the file has user, item\)"):
+            datasets.load(f, columns=["user", "item", "rating"])
+
+    def test_parquet(self, tmp_path: Path) -> None:
+        f = tmp_path / "r.parquet"
+        pd.DataFrame({"u": [1, 2, 2], "i": [5, 5, 6], "r": [1.0, 2.0, 3.0]}).to_parquet(f)
+        data = datasets.load(f, columns=["u", "i", "r"])
+        assert data.nnz == 3 and data.ratings.sum() == 6
+
+    def test_parquet_junk(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "r.parquet", b"PAR1 not really")
+        with pytest.raises(DataFormatError, match="not a readable Parquet file"):
+            datasets.load(f)
+
+    def test_rating_range_option(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "x.csv", "user,item,rating\n1,2,3\n1,3,11\n")
+        with pytest.raises(DataFormatError, match=r"line 3, field 'rating': must be in 1..10"):
+            datasets.load(f, rating_range=(1, 10))
