@@ -119,14 +119,14 @@ class TestNetflix:
             write(tmp_path / "training_set" / f"mv_{m:07d}.txt", f"{m}:\n{lines}")
         whole = datasets.load(tmp_path)
         assert whole.nnz == 21 and whole.n_items == 3 and whole.n_users == 7
-        chunked = datasets.load_netflix(tmp_path, chunk_lines=3)
+        chunked = datasets.load_netflix(tmp_path, chunk_bytes=16)
         assert np.array_equal(chunked.csr.toarray(), whole.csr.toarray())
 
     @pytest.mark.parametrize(
         ("text", "line", "needle"),
         [
             ("1488844,3,2005-09-06\n", 1, "'MovieID:' line"),
-            ("1:\n1488844,3,2005-13-45\n", 2, "expected a Unix time or a date"),
+            ("1:\n1488844,3,2005-13-45\n", 2, "expected a date like 2005-09-06"),
             ("1:\n1488844,6,2005-01-01\n", 2, "must be in 1..5"),
             ("1:\nabc,3,2005-01-01\n", 2, "expected an integer id"),
         ],

@@ -152,14 +152,14 @@ def read_fields(
 _BAD_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def _parser_error(path: Path, exc: Exception, sep: str, n_fields: int) -> DataFormatError:
+def _parser_error(
+    path: Path, exc: Exception, sep: str, n_fields: int, *, line_offset: int = 0, expected: str | None = None
+) -> DataFormatError:
     m = _BAD_LINE.search(str(exc))
     if m:
-        return DataFormatError(
-            path,
-            f"expected {n_fields} fields separated by {sep_name(sep)}, got {m.group(3)}",
-            line=int(m.group(2)),
-        )
+        what = expected or f"{n_fields} fields separated by {sep_name(sep)}"
+        got = "" if expected else f", got {m.group(3)}"
+        return DataFormatError(path, f"expected {what}{got}", line=int(m.group(2)) + line_offset)
     return DataFormatError(path, f"cannot parse: {exc}")
 
 

@@ -21,6 +21,7 @@ line and the field, and no partial result escapes.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -242,12 +243,12 @@ def _build(
 
 
 # ---------------------------------------------------------------------- Netflix Prize
-def load_netflix(path: str | Path, *, chunk_lines: int = 4_000_000) -> Interactions:
+def load_netflix(path: str | Path, *, chunk_bytes: int = 64 << 20) -> Interactions:
     """Netflix Prize layout: ``training_set/mv_*.txt`` or ``combined_data_*.txt``.
 
     Each file holds blocks of a ``MovieID:`` line followed by
-    ``CustomerID,Rating,Date`` lines.  Files are parsed in chunks of
-    ``chunk_lines`` lines so memory stays proportional to the ratings.
+    ``CustomerID,Rating,Date`` lines.  Files are parsed in blocks of
+    ``chunk_bytes`` so memory stays proportional to the ratings.
     """
     p = Path(path)
     if p.is_dir():
@@ -258,7 +259,7 @@ def load_netflix(path: str | Path, *, chunk_lines: int = 4_000_000) -> Interacti
         titles_file = p.parent / "movie_titles.txt"
     if not files:
         raise DataFormatError(p, "expected combined_data_*.txt or training_set/mv_*.txt files")
-    parts = [_netflix_file(f, chunk_lines) for f in files]
+    parts = [_netflix_file(f, chunk_bytes) for f in files]
     users = np.concatenate([x[0] for x in parts])
     items = np.concatenate([x[1] for x in parts])
     ratings = np.concatenate([x[2] for x in parts])
@@ -268,59 +269,36 @@ def load_netflix(path: str | Path, *, chunk_lines: int = 4_000_000) -> Interacti
 
 
 def _netflix_file(
-    path: Path, chunk_lines: int
+    path: Path, chunk_bytes: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Parse one file in blocks of about ``chunk_bytes``, cut at line ends.
+
+    Each block is rewritten so that every line has five numeric fields
+    (``MovieID:`` -> ``MovieID,,,,``; ``2005-09-06`` -> ``2005,09,06``) and
+    handed to pandas' C parser: no Python string per line.
+    """
     _parse.check_text(path, "latin-1")
     out: list[tuple[Any, ...]] = []
     movie = -1
-    reader_cm = pd.read_csv(
-        path,
-        sep=",",
-        header=None,
-        names=[0, 1, 2],
-        dtype={0: str, 1: str, 2: str},
-        chunksize=chunk_lines,
-        engine="c",
-        skip_blank_lines=False,
-        keep_default_na=False,
-        na_values=[""],
-        quoting=3,
-        encoding="latin-1",
-    )
     first_line = 1
-    try:
-        with reader_cm as reader:
-            for chunk in reader:
-                chunk.index = pd.RangeIndex(first_line, first_line + len(chunk))
-                first_line += len(chunk)
-                chunk = chunk[chunk.notna().any(axis=1)]
-                head_mask = chunk[0].str.endswith(":").to_numpy() & chunk[1].isna().to_numpy()
-                heads = chunk[0][head_mask].str[:-1]
-                movie_ids = _parse.parse_ids(path, heads, "MovieID", numeric=True)
-                block = np.cumsum(head_mask) - 1  # which header each row follows
-                rows = chunk[~head_mask]
-                row_block = block[~head_mask]
-                if len(rows) and row_block[0] < 0 and movie < 0:
-                    raise DataFormatError(
-                        path, "expected a 'MovieID:' line before the ratings", line=int(rows.index[0])
-                    )
-                all_movies = np.concatenate([[movie], movie_ids])
-                item = all_movies[row_block + 1]
-                if len(movie_ids):
-                    movie = int(movie_ids[-1])
-                if rows.isna().any().any():
-                    at = int(np.argwhere(rows.isna().to_numpy())[0][0])
-                    raise DataFormatError(path, "expected CustomerID,Rating,Date", line=int(rows.index[at]))
-                out.append(
-                    (
-                        _parse.parse_ids(path, rows[0], "CustomerID", numeric=True),
-                        item,
-                        _parse.parse_ratings(path, rows[1], "Rating", low=1, high=5),
-                        _parse.parse_times(path, rows[2], "Date", date_format="%Y-%m-%d"),
-                    )
-                )
-    except pd.errors.ParserError as exc:
-        raise _parse._parser_error(path, exc, ",", 3) from exc
+    with path.open("rb") as fh:
+        rest = b""
+        while True:
+            block = fh.read(chunk_bytes)
+            data = rest + block
+            if not block:
+                rest = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+                if not data:
+                    rest = data + rest
+                    continue
+            if data:
+                movie = _netflix_block(path, data, first_line, movie, out)
+                first_line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            if not block:
+                break
     if not out or sum(len(o[0]) for o in out) == 0:
         raise DataFormatError(path, "no rating lines, expected 'MovieID:' then CustomerID,Rating,Date")
     return (
@@ -329,6 +307,65 @@ def _netflix_file(
         np.concatenate([o[2] for o in out]),
         np.concatenate([o[3] for o in out]),
     )
+
+
+def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, out: list[tuple[Any, ...]]) -> int:
+    """Parse one block of whole lines; append (users, items, ratings, times); return the open movie id."""
+    text = data.replace(b"\r", b"").replace(b":\n", b",,,,\n").replace(b"-", b",")
+    if text.endswith(b":"):
+        text = text[:-1] + b",,,,"
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(text),
+            sep=",",
+            header=None,
+            names=[0, 1, 2, 3, 4],
+            engine="c",
+            skip_blank_lines=False,
+            keep_default_na=False,
+            na_values=[""],
+            quoting=3,
+        )
+    except pd.errors.ParserError as exc:
+        raise _parse._parser_error(
+            path, exc, ",", 3, line_offset=first_line - 1, expected="'MovieID:' or CustomerID,Rating,Date"
+        ) from exc
+    frame.index = pd.RangeIndex(first_line, first_line + len(frame))
+    present = frame.notna().to_numpy()
+    frame = frame[present.any(axis=1)]
+    present = present[present.any(axis=1)]
+    head = present[:, 0] & ~present[:, 1:].any(axis=1)
+    full = present.all(axis=1)
+    bad = ~(head | full)
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(
+            path, "expected 'MovieID:' or CustomerID,Rating,YYYY-MM-DD", line=int(frame.index[at])
+        )
+    movie_ids = _parse.parse_ids(path, frame[0][head], "MovieID", numeric=True)
+    block_of = np.cumsum(head) - 1  # which header each line follows (-1: the one open before)
+    rows = frame[~head]
+    row_block = block_of[~head]
+    if len(rows) and row_block[0] < 0 and movie < 0:
+        raise DataFormatError(path, "expected a 'MovieID:' line before the ratings", line=int(rows.index[0]))
+    item = np.concatenate([[movie], movie_ids])[row_block + 1]
+    users = _parse.parse_ids(path, rows[0], "CustomerID", numeric=True)
+    ratings = _parse.parse_ratings(path, rows[1], "Rating", low=1, high=5)
+    parts = {
+        k: _parse.parse_ids(path, rows[c], "Date", numeric=True)
+        for k, c in (("year", 2), ("month", 3), ("day", 4))
+    }
+    dates = pd.to_datetime(pd.DataFrame(parts), errors="coerce")
+    bad_date = dates.isna().to_numpy()
+    if bad_date.any():
+        at = int(np.flatnonzero(bad_date)[0])
+        ymd = "-".join(str(parts[k][at]) for k in ("year", "month", "day"))
+        raise DataFormatError(
+            path, f"expected a date like 2005-09-06, got {ymd!r}", line=int(rows.index[at]), field="Date"
+        )
+    seconds = (dates - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
+    out.append((users, item, ratings, seconds.to_numpy(dtype=np.int64)))
+    return int(movie_ids[-1]) if len(movie_ids) else movie
 
 
 def _netflix_titles(path: Path) -> dict[Any, tuple[str, str]]:
