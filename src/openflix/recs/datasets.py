@@ -332,8 +332,9 @@ def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, out: li
         ) from exc
     frame.index = pd.RangeIndex(first_line, first_line + len(frame))
     present = frame.notna().to_numpy()
-    frame = frame[present.any(axis=1)]
-    present = present[present.any(axis=1)]
+    nonblank = present.any(axis=1)
+    frame = frame.loc[nonblank]
+    present = present[nonblank]
     head = present[:, 0] & ~present[:, 1:].any(axis=1)
     full = present.all(axis=1)
     bad = ~(head | full)

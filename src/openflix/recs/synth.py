@@ -89,4 +89,4 @@ def synthesize(
     ratings = np.clip(np.rint(raw), 1, 5).astype(np.int8)
     days = (END - START) // DAY
     day = np.floor(days * np.sqrt(rng.random(len(users)))).astype(np.int64)  # usage grows
-    return users + 1, items + 1, ratings, START + day * DAY
+    return (users + 1).astype(np.int32), (items + 1).astype(np.int32), ratings, START + day * DAY
