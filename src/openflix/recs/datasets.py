@@ -333,7 +333,7 @@ def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, out: li
     frame.index = pd.RangeIndex(first_line, first_line + len(frame))
     present = frame.notna().to_numpy()
     nonblank = present.any(axis=1)
-    frame = frame.loc[nonblank]
+    frame = frame.iloc[np.flatnonzero(nonblank)]
     present = present[nonblank]
     head = present[:, 0] & ~present[:, 1:].any(axis=1)
     full = present.all(axis=1)
