@@ -43,3 +43,11 @@ def test_ml100k_folds_match_the_files(ml100k_path: Path) -> None:
     assert len(np.unique(tests)) == 100_000  # the five test sets partition the data
     for train, test in folds:
         assert train.nnz == 80_000 and test.nnz == 20_000
+
+
+def test_compact_keeps_only_used_ids(small: Interactions) -> None:
+    part = small.subset(small.items < 10).compact()
+    assert part.n_items == 10
+    assert part.n_users == len(np.unique(small.users[small.items < 10]))
+    assert part.item_title(0) == small.item_title(0)
+    assert np.allclose(part.csr.sum(), small.csr[:, :10].sum())

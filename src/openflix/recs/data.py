@@ -132,6 +132,26 @@ class Interactions:
             source=self.source,
         )
 
+    def compact(self) -> Interactions:
+        """The same events re-indexed over only the members and titles that occur in them."""
+        u_used, users = np.unique(self.users, return_inverse=True)
+        i_used, items = np.unique(self.items, return_inverse=True)
+        info = None
+        if self.item_info is not None:
+            info = ItemInfo(self.item_info.titles[i_used], self.item_info.genres[i_used])
+        return Interactions(
+            users=users.astype(np.int32),
+            items=items.astype(np.int32),
+            ratings=self.ratings,
+            timestamps=self.timestamps,
+            user_ids=self.user_ids[u_used],
+            item_ids=self.item_ids[i_used],
+            item_info=info,
+            has_ratings=self.has_ratings,
+            has_timestamps=self.has_timestamps,
+            source=self.source,
+        )
+
     # ------------------------------------------------------------- shape
     @property
     def n_users(self) -> int:
