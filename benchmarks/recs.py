@@ -56,7 +56,8 @@ def run_holdout(data: Interactions, kind: str, models: Sequence[Recommender], se
         metric = "rmse" if model.predicts_ratings and model.name.startswith("surprise") else None
         ev = evaluate_split(model, train, test, kind=kind, seed=seed, metric=metric)
         log(
-            f"  {model.name}: ndcg@10 {ev.metrics['ndcg@10']:.4f} ({time.perf_counter() - t0:.1f} s with tuning)"
+            f"  {model.name}: ndcg@10 {ev.metrics['ndcg@10']:.4f} "
+            f"({time.perf_counter() - t0:.1f} s with tuning)"
             f" chosen {ev.extra.get('chosen')}"
         )
         out.append(ev)
@@ -192,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     header = (
         "# Benchmarks\n\n"
-        f"Produced by `make bench` (`python benchmarks/recs.py`) on {datetime.now(UTC):%Y-%m-%d}; {versions()}.\n\n"
+        "Produced by `make bench` (`python benchmarks/recs.py`) "
+        f"on {datetime.now(UTC):%Y-%m-%d}; {versions()}.\n\n"
         "Protocol: per member, ratings ordered by time (ties in file order), the last round(0.2·n) held out "
         "(temporal) or a seeded random round(0.2·n) (random); every held-out rating is relevant; training "
         "titles are excluded from the ranking; NDCG's ideal DCG covers min(|test|, 10) titles. "
