@@ -204,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "of each fold's base. Fit times are wall seconds of the final fit on this machine.\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    kept = ""
+    if args.out.exists() and "## Scale" in args.out.read_text():  # written by benchmarks/scale.py
+        kept = "\n## Scale" + args.out.read_text().split("## Scale", 1)[1]
+    args.out.write_text(header + "\n" + "\n\n".join(sections) + "\n" + kept)
     print("\n\n".join(sections))
     print(json.dumps(summary))
     log(f"wrote {args.out}")
