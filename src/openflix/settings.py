@@ -4,7 +4,7 @@
 variable                   meaning                                      default
 =========================  ===========================================  ==========================
 ``OPENFLIX_DATA``          the dataset ``make run`` and ``--data`` use  the bundled latest-small
-``OPENFLIX_MODEL``         the default model's name                     ``ease``
+``OPENFLIX_MODEL``         the default model's name                     ``sequential``
 ``OPENFLIX_DATASETS_URL``  where ``openflix data fetch`` downloads      GroupLens' file server
 ``OPENFLIX_SEED``          seed of every random choice                  ``42``
 =========================  ===========================================  ==========================
@@ -37,7 +37,7 @@ class Settings:
     """What openflix needs to know about its environment."""
 
     data: Path = field(default_factory=bundled_data)
-    model: str = "ease"
+    model: str = "sequential"
     datasets_url: str = "https://files.grouplens.org/datasets/movielens"
     seed: int = 42
 

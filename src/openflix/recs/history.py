@@ -37,6 +37,8 @@ class History:
         ``int64`` ``(nnz,)`` Unix seconds.
     n_items:
         Size of the catalog the indices refer to.
+    rated:
+        Whether ``values`` are ratings (False: plays or clicks, weight 1).
     """
 
     indptr: npt.NDArray[np.int64]
@@ -44,6 +46,7 @@ class History:
     values: npt.NDArray[np.float32]
     times: npt.NDArray[np.int64]
     n_items: int
+    rated: bool = True
 
     @classmethod
     def from_interactions(cls, data: Interactions) -> History:
@@ -58,6 +61,7 @@ class History:
             values=data.ratings[order],
             times=data.timestamps[order],
             n_items=data.n_items,
+            rated=data.has_ratings,
         )
 
     @classmethod
@@ -85,6 +89,7 @@ class History:
             values=v[order],
             times=t[order],
             n_items=n_items,
+            rated=values is not None,
         )
 
     @property
@@ -113,6 +118,7 @@ class History:
             values=self.values[pos],
             times=self.times[pos],
             n_items=self.n_items,
+            rated=self.rated,
         )
 
     def matrix(self, *, binary: bool = False) -> sp.csr_matrix:

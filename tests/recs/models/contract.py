@@ -60,10 +60,12 @@ class RecommenderContract:
         assert not set(first[:2].tolist()) & set(items.tolist())
 
     def test_fold_in_of_a_known_history_matches_the_member(self, fitted: Recommender) -> None:
-        h = fitted.history.rows([4])
-        folded, _ = fitted.recommend_history(h.items, 5, times=h.times, values=h.values)
-        known, _ = fitted.recommend(4, 5)
-        assert len(set(folded.tolist()) & set(known.tolist())) >= 4
+        # scoring a member's training history as if they were new gives (nearly) their scores
+        for row in (4, 7, 10):
+            h = fitted.history.rows([row])
+            known = fitted.score(h, np.array([row]))[0]
+            folded = fitted.score(h)[0]
+            assert np.corrcoef(known, folded)[0, 1] >= 0.85
 
     def test_fold_in_of_a_new_member_follows_their_taste(
         self, fitted: Recommender, data: Interactions
@@ -71,7 +73,7 @@ class RecommenderContract:
         # a new member who watched only odd titles gets mostly odd titles
         odd = [data.item_index(1000 + i) for i in (1, 3, 5, 7, 9, 11)]
         items, _ = fitted.recommend_history(odd, 5)
-        if type(fitted).name != "popularity":
+        if type(fitted).name != "popularity" and not fitted.predicts_ratings:  # ranks by which titles
             odd_share = np.mean([int(data.item_ids[i]) % 2 == 1 for i in items])
             assert odd_share >= 0.8
         assert not set(items.tolist()) & set(odd)

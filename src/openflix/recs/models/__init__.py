@@ -9,18 +9,22 @@ from openflix.recs.models.base import (
     register,
     top_n,
 )
+from openflix.recs.models.bayes import BayesianSVDpp
 from openflix.recs.models.ease import EASE
 from openflix.recs.models.itemknn import ItemKNN
 from openflix.recs.models.popularity import Popularity
+from openflix.recs.models.sequential import SequentialEASE
 
 __all__ = [
     "ALS",
     "EASE",
     "MODELS",
+    "BayesianSVDpp",
     "ItemKNN",
     "Popularity",
     "RatingModel",
     "Recommender",
+    "SequentialEASE",
     "load_model",
     "register",
     "top_n",

@@ -1,0 +1,156 @@
+"""The default recommender: a recency-aware linear item-item model (SLIST-style, closed form).
+
+What a member watched last says much about what they watch next.  One
+item-item matrix ``B`` is fit in closed form for two tasks that share it:
+
+* reconstruction (EASE): a member's titles from their titles, ``‖X - XB‖²``;
+* transition: the next ``target_window`` titles of a member's ordered history
+  (weight ``target_decay^d`` ``d`` steps ahead) from the ``in_len`` titles just
+  before (weight ``exp(-lag / in_tau)``), ``‖T - SB‖²``::
+
+      B = (α·XᵀX + (1-α)·SᵀS + reg·I)⁻¹ (α·XᵀX + (1-α)·SᵀT)
+
+A member is scored by ``h @ B``, where ``h`` weighs the title at rank ``r`` from
+the most recent (0 = latest; ties in time keep their order) by
+``exp(-r / tau)``.  ``B`` is item-side only, so a member who is new, or whose
+history changed since training, is scored from their events alone (fold-in).
+
+Defaults were chosen on a validation split cut from the training part of
+MovieLens 100K's per-member temporal holdout (they were also within 0.002 of
+the best on MovieLens latest-small's validation split).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from openflix.recs.data import Interactions
+from openflix.recs.history import History
+from openflix.recs.models.base import Recommender, register
+
+__all__ = ["SequentialEASE", "transition_matrices"]
+
+
+def transition_matrices(
+    history: History, in_len: int, in_tau: float, target_window: int, target_decay: float
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Inputs ``S`` and targets ``T`` of the transition task, both ``(n_events', n_items)``.
+
+    One row per event that has a predecessor in its member's history: ``S``
+    holds the ``in_len`` titles before it (decayed by lag), ``T`` the event's
+    title and the ``target_window - 1`` after it (decayed by distance).
+    """
+    rows = history.row_ids()
+    items = history.items
+    n = len(items)
+    sr, sc, sv = [], [], []
+    for lag in range(1, in_len + 1):
+        e = np.arange(lag, n)
+        e = e[rows[e] == rows[e - lag]]
+        sr.append(e)
+        sc.append(items[e - lag])
+        sv.append(np.full(len(e), np.exp(-(lag - 1) / in_tau)))
+    tr, tc, tv = [], [], []
+    for d in range(target_window):
+        e = np.arange(0, n - d)
+        e = e[rows[e] == rows[e + d]]
+        tr.append(e)
+        tc.append(items[e + d])
+        tv.append(np.full(len(e), target_decay**d))
+    shape = (n, history.n_items)
+    s = sp.csr_matrix((np.concatenate(sv), (np.concatenate(sr), np.concatenate(sc))), shape=shape)
+    t = sp.csr_matrix((np.concatenate(tv), (np.concatenate(tr), np.concatenate(tc))), shape=shape)
+    keep = np.flatnonzero(np.diff(s.indptr) > 0)
+    return s[keep], t[keep]
+
+
+def recency_weights(history: History, tau: float) -> npt.NDArray[np.float64]:
+    """``exp(-rank_from_end / tau)`` for every event ``(nnz,)`` of a history."""
+    rows = history.row_ids()
+    rank_from_end = history.indptr[rows + 1] - 1 - np.arange(len(rows))
+    return np.asarray(np.exp(-rank_from_end / tau), dtype=np.float64)
+
+
+@register
+class SequentialEASE(Recommender):
+    """EASE and next-title transitions in one closed-form matrix, scored with recency decay.
+
+    Parameters
+    ----------
+    alpha:
+        Weight of the reconstruction task; ``1 - alpha`` goes to transitions.
+    reg:
+        L2 regularization on the Gram diagonal.
+    tau:
+        Scoring decay in ranks: the title ``r`` places before the latest weighs ``exp(-r/tau)``.
+    in_len, in_tau:
+        Transition input window (titles before an event) and its decay in ranks.
+    target_window, target_decay:
+        Titles predicted from each window, weighted ``target_decay^d``.
+    """
+
+    name: ClassVar[str] = "sequential"
+    param_grid: ClassVar[dict[str, Any]] = {
+        "alpha": [0.3, 0.5, 0.7],
+        "reg": [100.0, 300.0, 1000.0],
+        "tau": [5.0, 10.0, 20.0],
+    }
+
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        reg: float = 300.0,
+        tau: float = 10.0,
+        in_len: int = 10,
+        in_tau: float = 3.0,
+        target_window: int = 20,
+        target_decay: float = 0.9,
+    ) -> None:
+        self.alpha = alpha
+        self.reg = reg
+        self.tau = tau
+        self.in_len = in_len
+        self.in_tau = in_tau
+        self.target_window = target_window
+        self.target_decay = target_decay
+        self.weights_: npt.NDArray[np.float32] | None = None
+
+    def _fit(self, data: Interactions, history: History) -> None:
+        x = history.matrix(binary=True).astype(np.float64)
+        s, t = transition_matrices(history, self.in_len, self.in_tau, self.target_window, self.target_decay)
+        keep = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)  # titles with training events
+        xk, sk, tk = x[:, keep], s[:, keep], t[:, keep]
+        gram_x = (xk.T @ xk).toarray()
+        lhs = self.alpha * gram_x + (1 - self.alpha) * (sk.T @ sk).toarray()
+        rhs = self.alpha * gram_x + (1 - self.alpha) * (sk.T @ tk).toarray()
+        del gram_x
+        lhs[np.diag_indices_from(lhs)] += self.reg
+        bk = np.linalg.solve(lhs, rhs)  # NumPy's LAPACK: steadier than SciPy's when cores are busy
+        weights = np.zeros((history.n_items, history.n_items), dtype=np.float32)
+        weights[np.ix_(keep, keep)] = bk
+        np.fill_diagonal(weights, 0.0)  # a title's own score is never used: seen titles are excluded
+        self.weights_ = weights
+
+    def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        assert self.weights_ is not None
+        h = sp.csr_matrix(
+            (recency_weights(history, self.tau).astype(np.float32), history.items, history.indptr),
+            shape=(history.n_rows, history.n_items),
+        )
+        h.sum_duplicates()
+        return np.asarray(h @ self.weights_, dtype=np.float32)
+
+    def _similar(self, item: int) -> npt.NDArray[np.float32]:
+        assert self.weights_ is not None
+        return np.asarray(self.weights_[item] + self.weights_[:, item], dtype=np.float32)
+
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        assert self.weights_ is not None
+        return {"weights": self.weights_}
+
+    def _set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
+        self.weights_ = state["weights"]
