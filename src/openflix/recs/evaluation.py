@@ -95,15 +95,22 @@ def tune(
     lower_is_better = metric in ("rmse", "mae")
     fit_part, val_part = validation_split(train, kind, seed)
     names = list(grid)
+    free = [n for n in names if n in type(model).scoring_params]
+    fixed = [n for n in names if n not in free]
     best: tuple[float, dict[str, Any]] | None = None
     scores: dict[str, float] = {}
-    for values in itertools.product(*(grid[n] for n in names)):
-        params = dict(zip(names, values, strict=True))
-        candidate = model.clone(**params)
-        result = evaluate(candidate, fit_part, val_part, k)[metric]
+    candidates = []
+    for fixed_values in itertools.product(*(grid[n] for n in fixed)):
+        fitted = model.clone(**dict(zip(fixed, fixed_values, strict=True))).fit(fit_part)
+        for free_values in itertools.product(*(grid[n] for n in free)):
+            for n, v in zip(free, free_values, strict=True):  # scoring-only: no refit
+                setattr(fitted, n, v)
+            params = dict(zip(fixed + free, fixed_values + free_values, strict=True))
+            candidates.append((params, measure(fitted, fit_part, val_part, k)[metric]))
+            if progress:
+                progress(f"{model.name} {params}: {metric} {candidates[-1][1]:.4f}")
+    for params, result in candidates:
         scores[", ".join(f"{n}={v}" for n, v in params.items())] = result
-        if progress:
-            progress(f"{model.name} {params}: {metric} {result:.4f}")
         key = -result if lower_is_better else result
         if best is None or key > best[0]:
             best = (key, params)

@@ -56,10 +56,14 @@ class Recommender(ABC):
         Registry name, used by the CLI (``--model NAME``) and in saved files.
     param_grid:
         Values tried for each hyperparameter on the validation split.
+    scoring_params:
+        Hyperparameters that only change scoring (tuning reuses one fit for them).
     """
 
     name: ClassVar[str] = ""
     param_grid: ClassVar[dict[str, Sequence[Any]]] = {}
+    scoring_params: ClassVar[frozenset[str]] = frozenset()
+    """Hyperparameters used only when scoring: changing them needs no refit."""
     predicts_ratings: ClassVar[bool] = False
 
     _history: History | None = None

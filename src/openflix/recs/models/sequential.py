@@ -99,6 +99,7 @@ class SequentialEASE(Recommender):
         "reg": [100.0, 300.0, 1000.0],
         "tau": [5.0, 10.0, 20.0],
     }
+    scoring_params: ClassVar[frozenset[str]] = frozenset({"tau"})
 
     def __init__(
         self,
