@@ -9,17 +9,20 @@ measure every model the same way.  Peers come from the ``peers`` extra:
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
 from openflix.recs.models.base import RatingModel, Recommender
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+warnings.filterwarnings("ignore", message="Method expects CSR input")  # implicit's own transposes
 
 
 class ImplicitMF(Recommender):
@@ -49,6 +52,7 @@ class ImplicitMF(Recommender):
         from implicit.cpu.als import AlternatingLeastSquares
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
+        limits = threadpool_limits(1, "blas")
         if self.algorithm == "als":
             self._model = AlternatingLeastSquares(
                 factors=self.factors,
@@ -65,7 +69,8 @@ class ImplicitMF(Recommender):
                 iterations=self.iterations,
                 random_state=self.random_state,
             )
-        self._model.fit(history.matrix(binary=True), show_progress=False)
+        with limits:
+            self._model.fit(history.matrix(binary=True), show_progress=False)
 
     def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         return np.asarray(self._model.user_factors[users] @ self._model.item_factors.T, dtype=np.float32)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
@@ -16,10 +16,10 @@ __all__ = ["ALS"]
 
 
 def _implicit_als(**kwargs: Any) -> Any:
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns otherwise
     from implicit.cpu.als import AlternatingLeastSquares
 
-    return AlternatingLeastSquares(**kwargs)
+    with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads when built
+        return AlternatingLeastSquares(**kwargs)
 
 
 @register
@@ -65,7 +65,8 @@ class ALS(Recommender):
 
     def _fit(self, data: Interactions, history: History) -> None:
         self._model = self._new()
-        self._model.fit(history.matrix(binary=True), show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit threads itself; BLAS threads would fight it
+            self._model.fit(history.matrix(binary=True), show_progress=False)
 
     def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         m = self._model
@@ -76,7 +77,8 @@ class ALS(Recommender):
         if (~known).any():
             rows = np.flatnonzero(~known)
             x = history.rows(rows).matrix(binary=True)
-            factors[~known] = m.recalculate_user(np.arange(len(rows)), x)
+            with threadpool_limits(1, "blas"):
+                factors[~known] = m.recalculate_user(np.arange(len(rows)), x)
         return np.asarray(factors @ m.item_factors.T, dtype=np.float32)
 
     def _similar(self, item: int) -> npt.NDArray[np.float32]:
