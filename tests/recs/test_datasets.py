@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from openflix.errors import DataFormatError
-from openflix.recs import datasets
+from openflix.recs import _parse, datasets
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -172,3 +172,49 @@ class TestTable:
         f = write(tmp_path / "x.csv", "user,item,rating\n1,2,3\n1,3,11\n")
         with pytest.raises(DataFormatError, match=r"line 3, field 'rating': must be in 1..10"):
             datasets.load(f, rating_range=(1, 10))
+
+
+class TestBlocks:
+    """Loads parse in blocks; a block boundary changes nothing, errors keep their line numbers."""
+
+    @pytest.fixture
+    def tiny_blocks(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_parse, "BLOCK_BYTES", 40)
+
+    def test_same_result_with_tiny_blocks(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        rows = "".join(
+            f"{u}\t{i}\t{(u * i) % 5 + 1}\t{1000 + u + i}\n" for u in range(1, 30) for i in range(1, 8)
+        )
+        f = write(tmp_path / "u.data", rows)
+        whole = datasets.load(f)
+        monkeypatch.setattr(_parse, "BLOCK_BYTES", 40)
+        blocked = datasets.load(f)
+        assert np.array_equal(whole.csr.toarray(), blocked.csr.toarray())
+        assert np.array_equal(whole.timestamps, blocked.timestamps)
+
+    @pytest.mark.usefixtures("tiny_blocks")
+    def test_error_line_in_a_later_block(self, tmp_path: Path) -> None:
+        rows = "".join(f"{u},{u + 1},3,{u}\n" for u in range(1, 40))
+        f = write(tmp_path / "x.csv", "user,item,rating,timestamp\n" + rows + "7,8,x,9\n")
+        with pytest.raises(DataFormatError) as info:
+            datasets.load(f)
+        assert info.value.line == 41
+        assert info.value.field == "rating"
+
+    @pytest.mark.usefixtures("tiny_blocks")
+    def test_ids_text_in_one_block_numbers_in_another(self, tmp_path: Path) -> None:
+        rows = "".join(f"{u},{u + 1}\n" for u in range(1, 20)) + "alice,3\n"
+        data = datasets.load(write(tmp_path / "x.csv", "user,item\n" + rows))
+        assert "alice" in data.user_ids.tolist()
+        assert data.nnz == 20
+
+
+def test_factorize_dense_and_hashed() -> None:
+    from openflix.recs.data import factorize
+
+    ids = np.array([30, 10, 30, 20], dtype=np.int64)
+    codes, uniques = factorize(ids)
+    assert uniques.tolist() == [10, 20, 30] and codes.tolist() == [2, 0, 2, 1]
+    sparse = np.array([10**12, 5, 10**12])
+    codes, uniques = factorize(sparse)
+    assert uniques.tolist() == [5, 10**12] and codes.tolist() == [1, 0, 1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ import pandas as pd
 from openflix.errors import DataFormatError
 
 __all__ = [
+    "BLOCK_BYTES",
     "check_text",
+    "iter_blocks",
     "parse_ids",
     "parse_ratings",
     "parse_times",
@@ -85,6 +88,37 @@ def sniff_separator(path: Path, head: bytes, encoding: str) -> str:
     )
 
 
+BLOCK_BYTES = 64 << 20
+"""Bytes parsed at once: memory of a load stays near the size of its result."""
+
+
+def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
+    """Whole lines of ``path`` in blocks of about ``block_bytes`` (default :data:`BLOCK_BYTES`).
+
+    Yields each block with the 1-based number of its first line.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    line = 1
+    rest = b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(block_bytes)
+            data = rest + chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than the block: read on
+                    rest = data
+                    continue
+                data, rest = data[:cut], data[cut:]
+            else:
+                rest = b""
+            if data:
+                yield data, line
+                line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            if not chunk:
+                return
+
+
 def read_fields(
     path: Path,
     *,
@@ -92,61 +126,49 @@ def read_fields(
     n_fields: int,
     skip_lines: int,
     encoding: str = "utf-8",
-    dtype: dict[int, Any] | None = None,
-    source: bytes | None = None,
-) -> pd.DataFrame:
-    """Parse a delimited file into a frame with integer column labels ``0..n_fields-1``.
+    block_bytes: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Parse a delimited file, block by block, into frames with column labels ``0..n_fields-1``.
 
-    Every line must have exactly ``n_fields`` fields; blank lines are allowed.
-    Raises :class:`DataFormatError` with the line number otherwise.
-    The frame's index is the 1-based line number of each row.
+    Every line must have exactly ``n_fields`` fields; blank lines are skipped.
+    Raises :class:`DataFormatError` with the line number otherwise, and when
+    the file has no data line at all.  Each frame's index holds the 1-based
+    line number of its rows.
     """
-    buffer: Any = path if source is None else io.BytesIO(source)
-    c_sep = sep
-    if sep == "::":  # the C engine takes one-character separators only
-        data = path.read_bytes() if source is None else source
-        buffer = io.BytesIO(data.replace(b"::", b"\x1f"))
-        c_sep = "\x1f"
-    try:
-        frame = pd.read_csv(
-            buffer,
-            sep=c_sep,
-            header=None,
-            names=list(range(n_fields)),
-            skiprows=skip_lines,
-            skip_blank_lines=False,
-            engine="c",
-            encoding=encoding,
-            dtype=dtype,  # type: ignore[arg-type]
-            quoting=3 if sep != "," else 0,
-            na_filter=True,
-            keep_default_na=False,
-            na_values=[""],
-            on_bad_lines="error",
-            low_memory=False,
-        )
-    except pd.errors.ParserError as exc:
-        raise _parser_error(path, exc, sep, n_fields) from exc
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(path, f"bytes that are not {encoding} text") from exc
-    except ValueError as exc:  # a dtype that does not fit
-        raise DataFormatError(path, f"unexpected value: {exc}") from exc
-    frame.index = pd.RangeIndex(skip_lines + 1, skip_lines + 1 + len(frame))
-    blank = frame.isna().all(axis=1).to_numpy()
-    if blank.any():
-        frame = frame[~blank]
-    if frame.empty:
+    c_sep = "\x1f" if sep == "::" else sep  # the C engine takes one-character separators only
+    seen_rows = False
+    for data, first_line in iter_blocks(path, block_bytes):
+        skip = max(0, skip_lines - first_line + 1)
+        if sep == "::":
+            data = data.replace(b"::", b"\x1f")
+        try:
+            frame = pd.read_csv(
+                io.BytesIO(data), sep=c_sep, header=None, names=list(range(n_fields)), skiprows=skip,
+                skip_blank_lines=False, engine="c", encoding=encoding, quoting=3 if sep != "," else 0,
+                keep_default_na=False, na_values=[""], on_bad_lines="error", low_memory=False,
+            )  # fmt: skip
+        except pd.errors.ParserError as exc:
+            raise _parser_error(path, exc, sep, n_fields, line_offset=first_line - 1) from exc
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(path, f"bytes that are not {encoding} text") from exc
+        frame.index = pd.RangeIndex(first_line + skip, first_line + skip + len(frame))
+        blank = frame.isna().all(axis=1).to_numpy()
+        if blank.any():
+            frame = frame.iloc[np.flatnonzero(~blank)]
+        missing = frame.isna().to_numpy()
+        if missing.any():
+            row, col = np.argwhere(missing)[0]
+            raise DataFormatError(
+                path,
+                f"expected {n_fields} fields separated by {sep_name(sep)}, "
+                f"field {col + 1} is missing or empty",
+                line=int(frame.index[row]),
+            )
+        if len(frame):
+            seen_rows = True
+            yield frame
+    if not seen_rows:
         raise DataFormatError(path, "no data lines, expected rating lines")
-    missing = frame.isna().to_numpy()
-    if missing.any():
-        row, col = np.argwhere(missing)[0]
-        line = int(frame.index[row])
-        raise DataFormatError(
-            path,
-            f"expected {n_fields} fields separated by {sep_name(sep)}, field {col + 1} is missing or empty",
-            line=line,
-        )
-    return frame
 
 
 _BAD_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")

@@ -91,8 +91,8 @@ class Interactions:
         Indices are assigned in sorted id order, so the same data always maps
         the same way.  ``item_info`` maps an item id to ``(title, genres)``.
         """
-        u_codes, u_uniques = pd.factorize(np.asarray(user_ids), sort=True)
-        i_codes, i_uniques = pd.factorize(np.asarray(item_ids), sort=True)
+        u_codes, u_uniques = factorize(np.asarray(user_ids))
+        i_codes, i_uniques = factorize(np.asarray(item_ids))
         nnz = len(u_codes)
         if len(i_codes) != nnz:
             raise DataError(f"user and item arrays differ in length ({nnz} != {len(i_codes)})")
@@ -227,6 +227,24 @@ class Interactions:
         if self.item_info is not None:
             return self.item_info.title(index)
         return str(self.item_ids[index])
+
+
+def factorize(ids: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int32], npt.NDArray[Any]]:
+    """Codes ``(n,)`` int32 and sorted unique ids: ``uniques[codes] == ids``.
+
+    Integer ids over a compact range (MovieLens, Netflix Prize) use a dense
+    lookup table — no hash table, memory proportional to the range; any other
+    ids go through :func:`pandas.factorize`.
+    """
+    if ids.dtype.kind in "iu" and len(ids):
+        low, high = int(ids.min()), int(ids.max())
+        if high - low <= 4 * len(ids) + 1_000_000:
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[ids - low] = True
+            lookup = np.cumsum(present, dtype=np.int32) - 1
+            return lookup[ids - low], np.flatnonzero(present).astype(ids.dtype) + low
+    codes, uniques = pd.factorize(ids, sort=True)
+    return codes.astype(np.int32), np.asarray(uniques)
 
 
 def _index(ids: npt.NDArray[Any], cache: dict[str, Any], key: str) -> pd.Index:

@@ -199,7 +199,7 @@ def _read_ratings(
     low: float,
     high: float,
     encoding: str = "utf-8",
-) -> pd.DataFrame:
+) -> dict[str, npt.NDArray[Any]]:
     """Read user, item, rating, time fields of a MovieLens-style file into typed columns."""
     head = _parse.check_text(path, encoding)
     lines = _parse.first_lines(head, skip + 1, encoding)
@@ -213,42 +213,66 @@ def _read_ratings(
             f"expected {n_fields} fields separated by {_parse.sep_name(sep)}, got {found}{hint}",
             line=skip + 1,
         )
-    raw = _parse.read_fields(path, sep=sep, n_fields=n_fields, skip_lines=skip, encoding=encoding)
-    return pd.DataFrame(
-        {
-            "user": _parse.parse_ids(path, raw[0], "user", numeric=True),
-            "item": _parse.parse_ids(path, raw[1], "item", numeric=True),
-            "rating": _parse.parse_ratings(path, raw[2], "rating", low=low, high=high),
-            "timestamp": _parse.parse_times(path, raw[3], "timestamp"),
-        }
-    )
+    cols = Columns()
+    for raw in _parse.read_fields(path, sep=sep, n_fields=n_fields, skip_lines=skip, encoding=encoding):
+        cols.add(
+            user=_parse.parse_ids(path, raw[0], "user", numeric=True),
+            item=_parse.parse_ids(path, raw[1], "item", numeric=True),
+            rating=_parse.parse_ratings(path, raw[2], "rating", low=low, high=high),
+            timestamp=_parse.parse_times(path, raw[3], "timestamp"),
+        )
+    return cols.concat()
+
+
+class Columns:
+    """Typed arrays accumulated block by block, concatenated one field at a time.
+
+    Integer ids are narrowed to ``int32`` when they fit, so a load holds about
+    20 bytes per event (ids, rating, time) at its peak plus one block.
+    """
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[npt.NDArray[Any]]] = {}
+
+    def add(self, **arrays: npt.NDArray[Any]) -> None:
+        for name, values in arrays.items():
+            small = len(values) and values.dtype.kind in "iu" and name in ("user", "item")
+            if small and np.iinfo(np.int32).min <= values.min() and values.max() <= np.iinfo(np.int32).max:
+                values = values.astype(np.int32)
+            self.parts.setdefault(name, []).append(values)
+
+    def concat(self) -> dict[str, npt.NDArray[Any]]:
+        out = {}
+        for name in list(self.parts):
+            pieces = self.parts.pop(name)
+            if len({p.dtype.kind for p in pieces}) > 1:  # ids numeric in one block, text in another
+                pieces = [p.astype(str) for p in pieces]
+            out[name] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+            del pieces
+        return out
 
 
 def _build(
-    frame: pd.DataFrame,
-    info: dict[Any, tuple[str, str]] | None,
-    *,
-    source: str,
-    has_ratings: bool = True,
-    has_timestamps: bool = True,
+    cols: dict[str, npt.NDArray[Any]], info: dict[Any, tuple[str, str]] | None, *, source: str
 ) -> Interactions:
     return Interactions.from_ids(
-        frame["user"].to_numpy(),
-        frame["item"].to_numpy(),
-        frame["rating"].to_numpy() if has_ratings else None,
-        frame["timestamp"].to_numpy() if has_timestamps else None,
+        cols.pop("user"),
+        cols.pop("item"),
+        cols.pop("rating", None),
+        cols.pop("timestamp", None),
         item_info=info,
         source=source,
     )
 
 
 # ---------------------------------------------------------------------- Netflix Prize
-def load_netflix(path: str | Path, *, chunk_bytes: int = 64 << 20) -> Interactions:
+def load_netflix(path: str | Path, *, chunk_bytes: int | None = None) -> Interactions:
     """Netflix Prize layout: ``training_set/mv_*.txt`` or ``combined_data_*.txt``.
 
     Each file holds blocks of a ``MovieID:`` line followed by
     ``CustomerID,Rating,Date`` lines.  Files are parsed in blocks of
-    ``chunk_bytes`` so memory stays proportional to the ratings.
+    ``chunk_bytes`` (default :data:`openflix.recs._parse.BLOCK_BYTES`) so
+    memory stays proportional to the ratings.
     """
     p = Path(path)
     if p.is_dir():
@@ -259,58 +283,31 @@ def load_netflix(path: str | Path, *, chunk_bytes: int = 64 << 20) -> Interactio
         titles_file = p.parent / "movie_titles.txt"
     if not files:
         raise DataFormatError(p, "expected combined_data_*.txt or training_set/mv_*.txt files")
-    parts = [_netflix_file(f, chunk_bytes) for f in files]
-    users = np.concatenate([x[0] for x in parts])
-    items = np.concatenate([x[1] for x in parts])
-    ratings = np.concatenate([x[2] for x in parts])
-    times = np.concatenate([x[3] for x in parts])
+    cols = Columns()
+    for f in files:
+        _netflix_file(f, chunk_bytes, cols)
     info = _netflix_titles(titles_file) if titles_file.exists() else None
-    return Interactions.from_ids(users, items, ratings, times, item_info=info, source=str(p))
+    return _build(cols.concat(), info, source=str(p))
 
 
-def _netflix_file(
-    path: Path, chunk_bytes: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Parse one file in blocks of about ``chunk_bytes``, cut at line ends.
+def _netflix_file(path: Path, chunk_bytes: int | None, cols: Columns) -> None:
+    """Parse one file in blocks of about ``chunk_bytes``, cut at line ends, into ``cols``.
 
     Each block is rewritten so that every line has five numeric fields
     (``MovieID:`` -> ``MovieID,,,,``; ``2005-09-06`` -> ``2005,09,06``) and
     handed to pandas' C parser: no Python string per line.
     """
     _parse.check_text(path, "latin-1")
-    out: list[tuple[Any, ...]] = []
     movie = -1
-    first_line = 1
-    with path.open("rb") as fh:
-        rest = b""
-        while True:
-            block = fh.read(chunk_bytes)
-            data = rest + block
-            if not block:
-                rest = b""
-            else:
-                cut = data.rfind(b"\n") + 1
-                data, rest = data[:cut], data[cut:]
-                if not data:
-                    rest = data + rest
-                    continue
-            if data:
-                movie = _netflix_block(path, data, first_line, movie, out)
-                first_line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-            if not block:
-                break
-    if not out or sum(len(o[0]) for o in out) == 0:
+    n_before = sum(len(x) for x in cols.parts.get("user", []))
+    for data, first_line in _parse.iter_blocks(path, chunk_bytes):
+        movie = _netflix_block(path, data, first_line, movie, cols)
+    if sum(len(x) for x in cols.parts.get("user", [])) == n_before:
         raise DataFormatError(path, "no rating lines, expected 'MovieID:' then CustomerID,Rating,Date")
-    return (
-        np.concatenate([o[0] for o in out]),
-        np.concatenate([o[1] for o in out]).astype(np.int64),
-        np.concatenate([o[2] for o in out]),
-        np.concatenate([o[3] for o in out]),
-    )
 
 
-def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, out: list[tuple[Any, ...]]) -> int:
-    """Parse one block of whole lines; append (users, items, ratings, times); return the open movie id."""
+def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, cols: Columns) -> int:
+    """Parse one block of whole lines into ``cols``; return the movie id still open at its end."""
     text = data.replace(b"\r", b"").replace(b":\n", b",,,,\n").replace(b"-", b",")
     if text.endswith(b":"):
         text = text[:-1] + b",,,,"
@@ -365,7 +362,9 @@ def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, out: li
             path, f"expected a date like 2005-09-06, got {ymd!r}", line=int(rows.index[at]), field="Date"
         )
     seconds = (dates - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
-    out.append((users, item, ratings, seconds.to_numpy(dtype=np.int64)))
+    cols.add(
+        user=users, item=item.astype(np.int64), rating=ratings, timestamp=seconds.to_numpy(dtype=np.int64)
+    )
     return int(movie_ids[-1]) if len(movie_ids) else movie
 
 
@@ -399,8 +398,8 @@ def read_table(
     sep: str | None = None,
     columns: Sequence[str | int] | None = None,
     rating_range: tuple[float, float] | None = None,
-) -> pd.DataFrame:
-    """Read a delimited or Parquet file into a frame with columns user, item[, rating, timestamp].
+) -> dict[str, npt.NDArray[Any]]:
+    """Read a delimited or Parquet file into arrays named user, item[, rating, timestamp].
 
     ``columns`` names the source columns (header names or 0-based positions)
     in the order user, item, rating, timestamp; two to four of them.  Without
@@ -421,19 +420,21 @@ def read_table(
     has_header = _looks_like_header(first, _split(lines[1], sep) if len(lines) > 1 else None)
     names = [f.strip().strip('"') for f in first] if has_header else None
     positions = _resolve_columns(p, columns, names, n_fields)
-    raw = _parse.read_fields(p, sep=sep, n_fields=n_fields, skip_lines=int(has_header))
     label = (lambda pos: names[pos]) if names else (lambda pos: f"column {pos + 1}")
-    out: dict[str, Any] = {}
-    for role, pos in zip(_ROLES, positions, strict=False):
-        col = raw[pos]
-        if role in ("user", "item"):
-            out[role] = _parse.parse_ids(p, col, label(pos), numeric=False)
-        elif role == "rating":
-            low, high = rating_range if rating_range else (None, None)
-            out[role] = _parse.parse_ratings(p, col, label(pos), low=low, high=high)
-        else:
-            out[role] = _parse.parse_times(p, col, label(pos))
-    return pd.DataFrame(out)
+    low, high = rating_range if rating_range else (None, None)
+    cols = Columns()
+    for raw in _parse.read_fields(p, sep=sep, n_fields=n_fields, skip_lines=int(has_header)):
+        block: dict[str, npt.NDArray[Any]] = {}
+        for role, pos in zip(_ROLES, positions, strict=False):
+            col = raw[pos]
+            if role in ("user", "item"):
+                block[role] = _parse.parse_ids(p, col, label(pos), numeric=False)
+            elif role == "rating":
+                block[role] = _parse.parse_ratings(p, col, label(pos), low=low, high=high)
+            else:
+                block[role] = _parse.parse_times(p, col, label(pos))
+        cols.add(**block)
+    return cols.concat()
 
 
 def load_table(
@@ -444,13 +445,8 @@ def load_table(
     rating_range: tuple[float, float] | None = None,
 ) -> Interactions:
     """Load a delimited or Parquet file (see :func:`read_table`) as :class:`Interactions`."""
-    frame = read_table(path, sep=sep, columns=columns, rating_range=rating_range)
-    return Interactions.from_ids(
-        frame["user"].to_numpy(),
-        frame["item"].to_numpy(),
-        frame["rating"].to_numpy() if "rating" in frame else None,
-        frame["timestamp"].to_numpy() if "timestamp" in frame else None,
-        source=str(path),
+    return _build(
+        read_table(path, sep=sep, columns=columns, rating_range=rating_range), None, source=str(path)
     )
 
 
@@ -517,7 +513,7 @@ def _resolve_columns(
 
 def _read_parquet(
     path: Path, columns: Sequence[str | int] | None, rating_range: tuple[float, float] | None
-) -> pd.DataFrame:
+) -> dict[str, npt.NDArray[Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -550,4 +546,4 @@ def _read_parquet(
             if pd.api.types.is_datetime64_any_dtype(col):
                 col = col.astype(str)
             out[role] = _parse.parse_times(path, col, str(name))
-    return pd.DataFrame(out)
+    return out
