@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
+from openflix.recs.models._linalg import solve_spd
 from openflix.recs.models.base import Recommender, register
 
 __all__ = ["EASE", "ease_weights"]
@@ -19,14 +20,15 @@ def ease_weights(x: Any, l2: float) -> npt.NDArray[np.float32]:
 
     ``B = I - P / diag(P)`` with ``P = (XᵀX + l2·I)⁻¹``; ``x`` is the
     ``(n_users, n_items)`` binary interaction matrix.  Cost: one dense
-    ``n_items × n_items`` inverse.
+    ``n_items × n_items`` single-precision Cholesky inverse.
     """
-    gram = np.asarray((x.T @ x).todense(), dtype=np.float64)
+    x = x.astype(np.float32)
+    gram = (x.T @ x).toarray()
     gram[np.diag_indices_from(gram)] += l2
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)[None, :]
+    p = solve_spd(gram)
+    b = p / -np.diag(p)[None, :]
     b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
+    return b
 
 
 @register

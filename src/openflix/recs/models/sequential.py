@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
+from openflix.recs.models._linalg import solve_spd
 from openflix.recs.models.base import Recommender, register
 
 __all__ = ["SequentialEASE", "transition_matrices"]
@@ -53,14 +54,14 @@ def transition_matrices(
         e = e[rows[e] == rows[e - lag]]
         sr.append(e)
         sc.append(items[e - lag])
-        sv.append(np.full(len(e), np.exp(-(lag - 1) / in_tau)))
+        sv.append(np.full(len(e), np.exp(-(lag - 1) / in_tau), dtype=np.float32))
     tr, tc, tv = [], [], []
     for d in range(target_window):
         e = np.arange(0, n - d)
         e = e[rows[e] == rows[e + d]]
         tr.append(e)
         tc.append(items[e + d])
-        tv.append(np.full(len(e), target_decay**d))
+        tv.append(np.full(len(e), target_decay**d, dtype=np.float32))
     shape = (n, history.n_items)
     s = sp.csr_matrix((np.concatenate(sv), (np.concatenate(sr), np.concatenate(sc))), shape=shape)
     t = sp.csr_matrix((np.concatenate(tv), (np.concatenate(tr), np.concatenate(tc))), shape=shape)
@@ -121,18 +122,24 @@ class SequentialEASE(Recommender):
         self.weights_: npt.NDArray[np.float32] | None = None
 
     def _fit(self, data: Interactions, history: History) -> None:
-        x = history.matrix(binary=True).astype(np.float64)
+        x = history.matrix(binary=True)
         s, t = transition_matrices(history, self.in_len, self.in_tau, self.target_window, self.target_decay)
         keep = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)  # titles with training events
         xk, sk, tk = x[:, keep], s[:, keep], t[:, keep]
+        # symmetric Grams; the right-hand side is built transposed so the solve runs in place
         gram_x = (xk.T @ xk).toarray()
         lhs = self.alpha * gram_x + (1 - self.alpha) * (sk.T @ sk).toarray()
-        rhs = self.alpha * gram_x + (1 - self.alpha) * (sk.T @ tk).toarray()
+        rhs_t = self.alpha * gram_x + (1 - self.alpha) * (tk.T @ sk).toarray()
         del gram_x
         lhs[np.diag_indices_from(lhs)] += self.reg
-        bk = np.linalg.solve(lhs, rhs)  # NumPy's LAPACK: steadier than SciPy's when cores are busy
-        weights = np.zeros((history.n_items, history.n_items), dtype=np.float32)
-        weights[np.ix_(keep, keep)] = bk
+        bk = solve_spd(lhs.T, rhs_t.T)
+        del lhs, rhs_t
+        if len(keep) == history.n_items:
+            weights = np.ascontiguousarray(bk)
+        else:
+            weights = np.zeros((history.n_items, history.n_items), dtype=np.float32)
+            weights[np.ix_(keep, keep)] = bk
+        del bk
         np.fill_diagonal(weights, 0.0)  # a title's own score is never used: seen titles are excluded
         self.weights_ = weights
 
