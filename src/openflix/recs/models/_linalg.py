@@ -9,7 +9,9 @@ import scipy.linalg
 __all__ = ["solve_spd"]
 
 
-def solve_spd(lhs: npt.NDArray[np.float32], rhs: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+def solve_spd(
+    lhs: npt.NDArray[np.float32], rhs: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
     """``lhs⁻¹ · rhs`` (or ``lhs⁻¹`` when ``rhs`` is None) for a symmetric positive definite ``lhs``.
 
     Single precision Cholesky, in place when ``lhs`` and ``rhs`` (``(n, n)`` and

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from openflix.errors import DataError, ModelError, ModelFileError, NotFittedError
 from openflix.recs.data import Interactions, ItemInfo
 from openflix.recs.history import History
+from openflix.recs.models._topn import top_n
 
 __all__ = [
     "MODELS",
@@ -368,30 +369,6 @@ def _batches(n_rows: int, n_items: int) -> Iterator[tuple[int, int]]:
     step = max(1, _BATCH_CELLS // max(1, n_items))
     for lo in range(0, n_rows, step):
         yield lo, min(n_rows, lo + step)
-
-
-def top_n(scores: npt.NDArray[np.float32], n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Best ``n`` columns of every row of ``scores`` ``(b, m)``: items and scores ``(b, n)``.
-
-    Deterministic for equal input; entries of -inf are never returned (the row
-    is padded with -1 / -inf instead).
-    """
-    b, m = scores.shape
-    k = min(n, m)
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(m), (b, m)).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(vals, order, axis=1)
-    if k < n:
-        items = np.pad(items, ((0, 0), (0, n - k)), constant_values=-1)
-        vals = np.pad(vals, ((0, 0), (0, n - k)), constant_values=-np.inf)
-    bad = ~np.isfinite(vals) & (vals < 0)
-    items[bad] = -1
-    return items, vals.astype(np.float32)
 
 
 def ensure_rating_model(model: Recommender) -> RatingModel:
