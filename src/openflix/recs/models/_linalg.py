@@ -14,9 +14,10 @@ def solve_spd(
 ) -> npt.NDArray[np.float32]:
     """``lhs⁻¹ · rhs`` (or ``lhs⁻¹`` when ``rhs`` is None) for a symmetric positive definite ``lhs``.
 
-    Single precision Cholesky, in place when ``lhs`` and ``rhs`` (``(n, n)`` and
-    ``(n, m)``) are Fortran-ordered float32 (they are overwritten).  Half the memory and about twice the speed of
-    a general double-precision solve — what lets a 17,770-title catalog fit.
+    Single precision Cholesky, in place when ``lhs`` and ``rhs`` (``(n, n)``
+    and ``(n, m)``) are Fortran-ordered float32 (they are overwritten).  Half
+    the memory and about twice the speed of a general double-precision solve —
+    what lets a 17,770-title catalog fit.
     """
     lhs = np.asarray(lhs, dtype=np.float32, order="F")
     factor = scipy.linalg.cho_factor(lhs, overwrite_a=True, check_finite=False)
