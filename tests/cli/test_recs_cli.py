@@ -106,3 +106,26 @@ def test_missing_model_file(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(cli, ["recs", "similar", "--model-file", str(tmp_path / "none.npz"), "--item", "1"])
     assert res.exit_code == 2
     assert "no such model file" in res.stderr
+
+
+def test_train_with_tuning_says_what_was_chosen(runner: CliRunner, ratings: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.npz"
+    res = runner.invoke(
+        cli,
+        [
+            "recs",
+            "train",
+            "--data",
+            str(ratings),
+            "--model",
+            "sequential",
+            "--tune",
+            "--param",
+            "alpha=0.5",
+            "--out",
+            str(model),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "chosen on validation: {'alpha': 0.5, 'reg':" in res.stdout
+    assert model.exists()

@@ -166,6 +166,7 @@ def metrics_table(results: Sequence[Evaluation], title: str = "") -> Table:
     help="Where to write the model (.npz).",
 )
 @click.option("--param", "params", multiple=True, help="Hyperparameter NAME=VALUE (repeatable).")
+@click.option("--tune", is_flag=True, help="Choose hyperparameters on a temporal validation split first.")
 def train(
     data_path: Path,
     fmt: str,
@@ -174,13 +175,19 @@ def train(
     name: str | None,
     out_path: Path,
     params: Sequence[str],
+    tune: bool,
 ) -> None:
     """Train a model on a whole dataset and save it."""
     name = name or Settings.from_env().model
     data = read_data(data_path, fmt, sep, columns)
+    chosen = parse_params(params)
+    if tune:
+        with err.status(f"tuning {name} on validation") as status:
+            chosen |= svc.tune_model(data, name, progress=status.update, fixed=chosen)
+        out.print(f"chosen on validation: {chosen}")
     with err.status(f"training {name}"):
         t0 = time.perf_counter()
-        model = svc.train_model(data, name, **parse_params(params))
+        model = svc.train_model(data, name, **chosen)
         elapsed = time.perf_counter() - t0
     model.save(out_path)
     out.print(f"trained {model!r} in {elapsed:.2f} s; saved to {out_path}")

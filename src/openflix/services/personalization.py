@@ -18,7 +18,7 @@ import pandas as pd
 from openflix.errors import DataError, NotFoundError
 from openflix.recs import datasets
 from openflix.recs.data import Interactions
-from openflix.recs.evaluation import Evaluation, evaluate_folds, evaluate_split
+from openflix.recs.evaluation import Evaluation, evaluate_folds, evaluate_split, tune
 from openflix.recs.models import create, load_model
 from openflix.recs.models.base import Recommender
 from openflix.recs.splits import predefined_folds, split
@@ -31,6 +31,7 @@ __all__ = [
     "recommend_for_member",
     "similar_titles",
     "train_model",
+    "tune_model",
 ]
 
 Progress = Callable[[str], None]
@@ -60,6 +61,22 @@ def load_dataset(
 def train_model(data: Interactions, name: str, **params: Any) -> Recommender:
     """Fit the model called ``name`` on ``data``."""
     return create(name, **params).fit(data)
+
+
+def tune_model(
+    data: Interactions,
+    name: str,
+    *,
+    kind: str = "temporal",
+    fixed: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Hyperparameters of model ``name`` chosen on a validation split of ``data`` (``fixed`` ones kept)."""
+    model = create(name, **(fixed or {}))
+    grid = {k: v for k, v in type(model).param_grid.items() if k not in (fixed or {})}
+    metric = "rmse" if model.predicts_ratings else None
+    _, chosen, _ = tune(model, data, kind=kind, metric=metric, grid=grid, progress=progress)
+    return chosen
 
 
 def open_model(
