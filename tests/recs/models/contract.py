@@ -67,6 +67,13 @@ class RecommenderContract:
             folded = fitted.score(h)[0]
             assert np.corrcoef(known, folded)[0, 1] >= 0.85
 
+    def test_scoring_leaves_the_history_untouched(self, fitted: Recommender) -> None:
+        h = fitted.history.rows([3, 5])
+        before = (h.items.copy(), h.values.copy(), h.times.copy())
+        fitted.score(h)
+        fitted.recommend_batch(h)
+        assert all(np.array_equal(a, b) for a, b in zip(before, (h.items, h.values, h.times), strict=True))
+
     def test_fold_in_of_a_new_member_follows_their_taste(
         self, fitted: Recommender, data: Interactions
     ) -> None:

@@ -10,14 +10,18 @@ item-item matrix ``B`` is fit in closed form for two tasks that share it:
 
       B = (α·XᵀX + (1-α)·SᵀS + reg·I)⁻¹ (α·XᵀX + (1-α)·SᵀT)
 
-A member is scored by ``h @ B``, where ``h`` weighs the title at rank ``r`` from
-the most recent (0 = latest; ties in time keep their order) by
-``exp(-r / tau)``.  ``B`` is item-side only, so a member who is new, or whose
-history changed since training, is scored from their events alone (fold-in).
+The transition Grams are rescaled to the trace that a window of 10 titles
+decayed by ``exp(-lag/3)`` would give, so ``alpha`` keeps its meaning when the
+window changes.  A member is scored by ``h @ B``, where ``h`` weighs the title
+at rank ``r`` from the most recent (0 = latest; ties in time keep their order)
+by ``exp(-r / tau_u)``, with a decay that lengthens with the member's history,
+``tau_u = tau · (n_u / n_ref)^tau_pow``: a long history is a broader taste.
+``B`` is item-side only, so a member who is new, or whose history changed
+since training, is scored from their events alone (fold-in).
 
 Defaults were chosen on a validation split cut from the training part of
-MovieLens 100K's per-member temporal holdout (they were also within 0.002 of
-the best on MovieLens latest-small's validation split).
+MovieLens 100K's per-member temporal holdout; on MovieLens latest-small's
+validation split they are within 0.006 of that dataset's own best.
 """
 
 from __future__ import annotations
@@ -69,11 +73,20 @@ def transition_matrices(
     return s[keep], t[keep]
 
 
-def recency_weights(history: History, tau: float) -> npt.NDArray[np.float64]:
-    """``exp(-rank_from_end / tau)`` for every event ``(nnz,)`` of a history."""
+def recency_weights(
+    history: History, tau: float, tau_pow: float = 0.0, n_ref: float = 50.0
+) -> npt.NDArray[np.float64]:
+    """``exp(-rank_from_end / tau_u)`` for every event ``(nnz,)``, ``tau_u = tau·(n_u/n_ref)^tau_pow``."""
     rows = history.row_ids()
     rank_from_end = history.indptr[rows + 1] - 1 - np.arange(len(rows))
-    return np.asarray(np.exp(-rank_from_end / tau), dtype=np.float64)
+    tau_u = tau * (np.maximum(history.lengths, 1) / n_ref) ** tau_pow
+    return np.asarray(np.exp(-rank_from_end / tau_u[rows]), dtype=np.float64)
+
+
+def reference_trace(history: History, in_len: int = 10, in_tau: float = 3.0) -> float:
+    """Trace of ``SᵀS`` for a window of ``in_len`` titles decayed by ``exp(-lag/in_tau)``."""
+    n = history.lengths
+    return float(sum(np.exp(-2 * lag / in_tau) * np.maximum(n - 1 - lag, 0).sum() for lag in range(in_len)))
 
 
 @register
@@ -86,8 +99,9 @@ class SequentialEASE(Recommender):
         Weight of the reconstruction task; ``1 - alpha`` goes to transitions.
     reg:
         L2 regularization on the Gram diagonal.
-    tau:
-        Scoring decay in ranks: the title ``r`` places before the latest weighs ``exp(-r/tau)``.
+    tau, tau_pow, n_ref:
+        Scoring decay in ranks: the title ``r`` places before the latest weighs
+        ``exp(-r/tau_u)`` with ``tau_u = tau·(n_u/n_ref)^tau_pow`` for a history of ``n_u`` titles.
     in_len, in_tau:
         Transition input window (titles before an event) and its decay in ranks.
     target_window, target_decay:
@@ -97,24 +111,29 @@ class SequentialEASE(Recommender):
     name: ClassVar[str] = "sequential"
     param_grid: ClassVar[dict[str, Any]] = {
         "alpha": [0.3, 0.5, 0.7],
-        "reg": [100.0, 300.0, 1000.0],
-        "tau": [5.0, 10.0, 20.0],
+        "reg": [100.0, 200.0, 300.0, 450.0, 700.0],
+        "tau": [5.0, 7.0, 10.0, 14.0, 20.0],
+        "tau_pow": [0.0, 0.5],
     }
-    scoring_params: ClassVar[frozenset[str]] = frozenset({"tau"})
+    scoring_params: ClassVar[frozenset[str]] = frozenset({"tau", "tau_pow", "n_ref"})
 
     def __init__(
         self,
         alpha: float = 0.5,
-        reg: float = 300.0,
-        tau: float = 10.0,
+        reg: float = 450.0,
+        tau: float = 7.0,
+        tau_pow: float = 0.5,
+        n_ref: float = 50.0,
         in_len: int = 10,
-        in_tau: float = 3.0,
-        target_window: int = 20,
+        in_tau: float = 6.0,
+        target_window: int = 40,
         target_decay: float = 0.9,
     ) -> None:
         self.alpha = alpha
         self.reg = reg
         self.tau = tau
+        self.tau_pow = tau_pow
+        self.n_ref = n_ref
         self.in_len = in_len
         self.in_tau = in_tau
         self.target_window = target_window
@@ -128,8 +147,11 @@ class SequentialEASE(Recommender):
         xk, sk, tk = x[:, keep], s[:, keep], t[:, keep]
         # symmetric Grams; the right-hand side is built transposed so the solve runs in place
         gram_x = (xk.T @ xk).toarray()
-        lhs = self.alpha * gram_x + (1 - self.alpha) * (sk.T @ sk).toarray()
-        rhs_t = self.alpha * gram_x + (1 - self.alpha) * (tk.T @ sk).toarray()
+        gram_s = (sk.T @ sk).toarray()
+        scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(gram_s)), 1e-9)
+        lhs = self.alpha * gram_x + scale * gram_s
+        del gram_s
+        rhs_t = self.alpha * gram_x + scale * (tk.T @ sk).toarray()
         del gram_x
         lhs[np.diag_indices_from(lhs)] += self.reg
         bk = solve_spd(lhs.T, rhs_t.T)
@@ -146,8 +168,13 @@ class SequentialEASE(Recommender):
     def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         assert self.weights_ is not None
         h = sp.csr_matrix(
-            (recency_weights(history, self.tau).astype(np.float32), history.items, history.indptr),
+            (
+                recency_weights(history, self.tau, self.tau_pow, self.n_ref).astype(np.float32),
+                history.items,
+                history.indptr,
+            ),
             shape=(history.n_rows, history.n_items),
+            copy=True,  # sum_duplicates sorts in place: never reorder the caller's history
         )
         h.sum_duplicates()
         return np.asarray(h @ self.weights_, dtype=np.float32)
