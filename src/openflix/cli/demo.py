@@ -41,7 +41,7 @@ def demo(data_path: Path | None, member: str | None) -> None:
         model = svc.train_model(data, settings.model)
     out.print(f"trained {model!r} on {data.nnz:,} ratings in {time.perf_counter() - t0:.2f} s")
     who = member if member is not None else data.user_ids[0]
-    seen = model.history.rows([svc._index_of(model.user_ids, who, "member")])
+    seen = model.history.rows([svc.index_of(model.user_ids, who, "member")])
     recent = [
         str(model.item_info.titles[i]) if model.item_info is not None else str(i)
         for i in seen.items[-3:][::-1]

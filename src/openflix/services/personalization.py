@@ -26,6 +26,7 @@ from openflix.recs.splits import predefined_folds, split
 __all__ = [
     "Recommendation",
     "evaluate_models",
+    "index_of",
     "load_dataset",
     "recommend_for_history",
     "recommend_for_member",
@@ -106,7 +107,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _index_of(ids: np.ndarray, value: Any, what: str) -> int:
+def index_of(ids: np.ndarray, value: Any, what: str) -> int:
     index = pd.Index(ids)
     key: Any = value
     if ids.dtype.kind in "iu":
@@ -122,7 +123,7 @@ def _index_of(ids: np.ndarray, value: Any, what: str) -> int:
 
 def recommend_for_member(model: Recommender, member_id: Any, n: int = 10) -> list[Recommendation]:
     """Top ``n`` unseen titles for a member of the training data."""
-    user = _index_of(model.user_ids, member_id, "member")
+    user = index_of(model.user_ids, member_id, "member")
     items, scores = model.recommend(user, n)
     return _rows(model, items, scores)
 
@@ -138,20 +139,20 @@ def recommend_for_history(
     """Top ``n`` titles for a member known only by titles they watched (fold-in, in time order)."""
     if not item_ids:
         raise DataError("the history is empty: give at least one title id")
-    idx = [_index_of(model.item_ids, i, "title") for i in item_ids]
+    idx = [index_of(model.item_ids, i, "title") for i in item_ids]
     items, scores = model.recommend_history(idx, n, times=times, values=values)
     return _rows(model, items, scores)
 
 
 def similar_titles(model: Recommender, item_id: Any, n: int = 10) -> list[Recommendation]:
     """The ``n`` titles most similar to ``item_id``."""
-    item = _index_of(model.item_ids, item_id, "title")
+    item = index_of(model.item_ids, item_id, "title")
     items, scores = model.similar_items(item, n)
     return _rows(model, items, scores)
 
 
 def title_of(model: Recommender, item_id: Any) -> str:
-    item = _index_of(model.item_ids, item_id, "title")
+    item = index_of(model.item_ids, item_id, "title")
     info = model.item_info
     return str(info.titles[item]) if info is not None else str(item_id)
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from openflix.errors import DataError, ModelError, ModelFileError, NotFittedError
+from openflix.errors import DataError, ModelFileError, NotFittedError
 from openflix.recs.data import Interactions, ItemInfo
 from openflix.recs.history import History
 from openflix.recs.models._topn import top_n
@@ -29,7 +29,6 @@ __all__ = [
     "MODELS",
     "RatingModel",
     "Recommender",
-    "ensure_rating_model",
     "load_model",
     "register",
     "top_n",
@@ -369,9 +368,3 @@ def _batches(n_rows: int, n_items: int) -> Iterator[tuple[int, int]]:
     step = max(1, _BATCH_CELLS // max(1, n_items))
     for lo in range(0, n_rows, step):
         yield lo, min(n_rows, lo + step)
-
-
-def ensure_rating_model(model: Recommender) -> RatingModel:
-    if not isinstance(model, RatingModel):
-        raise ModelError(f"model {model.name!r} ranks titles but does not predict ratings")
-    return model

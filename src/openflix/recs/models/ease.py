@@ -9,8 +9,9 @@ import numpy.typing as npt
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
+from openflix.recs.models._itemitem import ItemItemModel
 from openflix.recs.models._linalg import solve_spd
-from openflix.recs.models.base import Recommender, register
+from openflix.recs.models.base import register
 
 __all__ = ["EASE", "ease_weights"]
 
@@ -32,7 +33,7 @@ def ease_weights(x: Any, l2: float) -> npt.NDArray[np.float32]:
 
 
 @register
-class EASE(Recommender):
+class EASE(ItemItemModel):
     """Scores = history (binary) @ B, B from :func:`ease_weights`.
 
     Fold-in is exact: a member's scores depend only on their history vector.
@@ -48,18 +49,3 @@ class EASE(Recommender):
 
     def _fit(self, data: Interactions, history: History) -> None:
         self.weights_ = ease_weights(history.matrix(binary=True), self.l2)
-
-    def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        assert self.weights_ is not None
-        return np.asarray(history.matrix(binary=True) @ self.weights_, dtype=np.float32)
-
-    def _similar(self, item: int) -> npt.NDArray[np.float32]:
-        assert self.weights_ is not None
-        return np.asarray(self.weights_[item] + self.weights_[:, item], dtype=np.float32)
-
-    def _state(self) -> dict[str, npt.NDArray[Any]]:
-        assert self.weights_ is not None
-        return {"weights": self.weights_}
-
-    def _set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights_ = state["weights"]

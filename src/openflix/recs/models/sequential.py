@@ -34,8 +34,9 @@ import scipy.sparse as sp
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
+from openflix.recs.models._itemitem import ItemItemModel
 from openflix.recs.models._linalg import solve_spd
-from openflix.recs.models.base import Recommender, register
+from openflix.recs.models.base import register
 
 __all__ = ["SequentialEASE", "transition_matrices"]
 
@@ -90,7 +91,7 @@ def reference_trace(history: History, in_len: int = 10, in_tau: float = 3.0) -> 
 
 
 @register
-class SequentialEASE(Recommender):
+class SequentialEASE(ItemItemModel):
     """EASE and next-title transitions in one closed-form matrix, scored with recency decay.
 
     Parameters
@@ -178,14 +179,3 @@ class SequentialEASE(Recommender):
         )
         h.sum_duplicates()
         return np.asarray(h @ self.weights_, dtype=np.float32)
-
-    def _similar(self, item: int) -> npt.NDArray[np.float32]:
-        assert self.weights_ is not None
-        return np.asarray(self.weights_[item] + self.weights_[:, item], dtype=np.float32)
-
-    def _state(self) -> dict[str, npt.NDArray[Any]]:
-        assert self.weights_ is not None
-        return {"weights": self.weights_}
-
-    def _set_state(self, state: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights_ = state["weights"]
