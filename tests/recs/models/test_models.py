@@ -39,3 +39,16 @@ class TestSequentialEASE(RecommenderContract):
     @classmethod
     def make_model(cls) -> Recommender:
         return SequentialEASE(reg=10)
+
+
+def test_sequential_can_ignore_order() -> None:
+    import math
+
+    import numpy as np
+    from tests.conftest import make_interactions
+
+    data = make_interactions()
+    model = SequentialEASE(alpha=1.0, tau=math.inf).fit(data)
+    h = model.history.rows([3])
+    shuffled = type(h)(h.indptr, h.items[::-1].copy(), h.values, h.times, h.n_items)
+    assert np.allclose(model.score(h), model.score(shuffled))

@@ -26,6 +26,7 @@ validation split they are within 0.006 of that dataset's own best.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -111,11 +112,13 @@ class SequentialEASE(ItemItemModel):
 
     name: ClassVar[str] = "sequential"
     param_grid: ClassVar[dict[str, Any]] = {
-        "alpha": [0.3, 0.5, 0.7],
+        "alpha": [0.3, 0.5, 0.7, 1.0],
         "reg": [100.0, 200.0, 300.0, 450.0, 700.0],
-        "tau": [5.0, 7.0, 10.0, 14.0, 20.0],
+        "tau": [5.0, 7.0, 10.0, 14.0, 20.0, math.inf],
         "tau_pow": [0.0, 0.5],
     }
+    """``alpha=1, tau=inf`` ignores order (a linear autoencoder like EASE, without its zero-diagonal
+    constraint): on data whose order means nothing, validation can pick it."""
     scoring_params: ClassVar[frozenset[str]] = frozenset({"tau", "tau_pow", "n_ref"})
 
     def __init__(
@@ -149,7 +152,7 @@ class SequentialEASE(ItemItemModel):
         # symmetric Grams; the right-hand side is built transposed so the solve runs in place
         gram_x = (xk.T @ xk).toarray()
         gram_s = (sk.T @ sk).toarray()
-        scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(gram_s)), 1e-9)
+        scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(gram_s)), 1.0)
         lhs = self.alpha * gram_x + scale * gram_s
         del gram_s
         rhs_t = self.alpha * gram_x + scale * (tk.T @ sk).toarray()
