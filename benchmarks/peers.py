@@ -80,9 +80,9 @@ class ImplicitALS(ImplicitMF):
     name = "implicit-als"
     algorithm = "als"
     param_grid: ClassVar[dict[str, Any]] = {
-        "factors": [32, 64, 128],
-        "regularization": [0.01, 0.1, 1.0],
-        "alpha": [1.0, 5.0, 20.0],
+        "factors": [16, 32, 64, 128],
+        "regularization": [0.01, 0.1, 1.0, 10.0],
+        "alpha": [0.5, 1.0, 5.0, 20.0],
     }
 
 
@@ -91,8 +91,8 @@ class ImplicitBPR(ImplicitMF):
     algorithm = "bpr"
     param_grid: ClassVar[dict[str, Any]] = {
         "factors": [32, 64, 128],
-        "learning_rate": [0.01, 0.05],
-        "regularization": [0.001, 0.01],
+        "learning_rate": [0.003, 0.01, 0.05],
+        "regularization": [0.0003, 0.001, 0.01],
         "iterations": [100],
     }
 
@@ -126,13 +126,17 @@ class ImplicitKNN(Recommender):
 class ImplicitCosine(ImplicitKNN):
     name = "implicit-cosine"
     weighting = "cosine"
-    param_grid: ClassVar[dict[str, Any]] = {"K": [10, 20, 50, 100, 200]}
+    param_grid: ClassVar[dict[str, Any]] = {"K": [10, 20, 50, 100, 200, 400, 800]}
 
 
 class ImplicitBM25(ImplicitKNN):
     name = "implicit-bm25"
     weighting = "bm25"
-    param_grid: ClassVar[dict[str, Any]] = {"K": [20, 50, 100, 200], "K1": [0.6, 1.2], "B": [0.5, 0.75, 1.0]}
+    param_grid: ClassVar[dict[str, Any]] = {
+        "K": [20, 50, 100, 200, 400, 800],
+        "K1": [0.3, 0.6, 1.2],
+        "B": [0.25, 0.5, 0.75, 1.0],
+    }
 
 
 class SurpriseModel(RatingModel):

@@ -33,9 +33,9 @@ class ALS(Recommender):
 
     name: ClassVar[str] = "als"
     param_grid: ClassVar[dict[str, Any]] = {
-        "factors": [32, 64, 128],
-        "regularization": [0.01, 0.1, 1.0],
-        "alpha": [1.0, 5.0, 20.0],
+        "factors": [16, 32, 64, 128],
+        "regularization": [0.01, 0.1, 1.0, 10.0],
+        "alpha": [0.5, 1.0, 5.0, 20.0],
     }
 
     def __init__(

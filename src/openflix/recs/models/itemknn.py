@@ -43,7 +43,7 @@ class ItemKNN(Recommender):
     """Scores = history (binary) @ S, with S the ``k``-nearest cosine neighbourhoods."""
 
     name: ClassVar[str] = "itemknn"
-    param_grid: ClassVar[dict[str, Any]] = {"k": [20, 50, 100, 200], "shrink": [0.0, 10.0, 50.0]}
+    param_grid: ClassVar[dict[str, Any]] = {"k": [20, 50, 100, 200, 400, 800], "shrink": [0.0, 10.0, 50.0]}
 
     def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
         self.k = k
