@@ -147,6 +147,27 @@ def versions() -> str:
     return ", ".join(parts) + f"; {os.cpu_count()} cores"
 
 
+def write_doc(out: Path, sections: Sequence[str]) -> None:
+    """Write the tables so far to ``out`` (keeping a Scale section written by benchmarks/scale.py)."""
+    header = (
+        "# Benchmarks\n\n"
+        "Produced by `make bench` (`python benchmarks/recs.py`) "
+        f"on {datetime.now(UTC):%Y-%m-%d}; {versions()}.\n\n"
+        "Protocol: per member, ratings ordered by time (ties in file order), the last round(0.2·n) held out "
+        "(temporal) or a seeded random round(0.2·n) (random); every held-out rating is relevant; training "
+        "titles are excluded from the ranking; NDCG's ideal DCG covers min(|test|, 10) titles. "
+        "Every model — openflix's and the peers' — has its hyperparameters chosen on a validation split cut "
+        "from the training part in the same way (never on the test part); the chosen values are in the last "
+        "column. RMSE: mean over MovieLens 100K's predefined folds u1..u5, tuned on a random validation cut "
+        "of each fold's base. Fit times are wall seconds of the final fit on this machine.\n"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = ""
+    if out.exists() and "## Scale" in out.read_text():
+        kept = "\n## Scale" + out.read_text().split("## Scale", 1)[1]
+    out.write_text(header + "\n" + "\n\n".join(sections) + "\n" + kept)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -198,23 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "| load s | fit s | top-10 for 943 members s | total s |\n|---:|---:|---:|---:|\n"
             f"| {e2e['load']:.2f} | {e2e['fit']:.2f} | {e2e['top10_all']:.2f} | {e2e['total']:.2f} |"
         )
-    header = (
-        "# Benchmarks\n\n"
-        "Produced by `make bench` (`python benchmarks/recs.py`) "
-        f"on {datetime.now(UTC):%Y-%m-%d}; {versions()}.\n\n"
-        "Protocol: per member, ratings ordered by time (ties in file order), the last round(0.2·n) held out "
-        "(temporal) or a seeded random round(0.2·n) (random); every held-out rating is relevant; training "
-        "titles are excluded from the ranking; NDCG's ideal DCG covers min(|test|, 10) titles. "
-        "Every model — openflix's and the peers' — has its hyperparameters chosen on a validation split cut "
-        "from the training part in the same way (never on the test part); the chosen values are in the last "
-        "column. RMSE: mean over MovieLens 100K's predefined folds u1..u5, tuned on a random validation cut "
-        "of each fold's base. Fit times are wall seconds of the final fit on this machine.\n"
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""
-    if args.out.exists() and "## Scale" in args.out.read_text():  # written by benchmarks/scale.py
-        kept = "\n## Scale" + args.out.read_text().split("## Scale", 1)[1]
-    args.out.write_text(header + "\n" + "\n\n".join(sections) + "\n" + kept)
+    write_doc(args.out, sections)
     print("\n\n".join(sections))
     print(json.dumps(summary))
     log(f"wrote {args.out}")
