@@ -150,12 +150,16 @@ class SequentialEASE(ItemItemModel):
         keep = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)  # titles with training events
         xk, sk, tk = x[:, keep], s[:, keep], t[:, keep]
         # symmetric Grams; the right-hand side is built transposed so the solve runs in place
+        # (in place, so at most three n×n float32 matrices live at once)
         gram_x = (xk.T @ xk).toarray()
-        gram_s = (sk.T @ sk).toarray()
-        scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(gram_s)), 1.0)
-        lhs = self.alpha * gram_x + scale * gram_s
-        del gram_s
-        rhs_t = self.alpha * gram_x + scale * (tk.T @ sk).toarray()
+        lhs = (sk.T @ sk).toarray()
+        scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(lhs)), 1.0)
+        lhs *= scale
+        lhs += self.alpha * gram_x
+        rhs_t = (tk.T @ sk).toarray()
+        rhs_t *= scale
+        gram_x *= self.alpha
+        rhs_t += gram_x
         del gram_x
         lhs[np.diag_indices_from(lhs)] += self.reg
         bk = solve_spd(lhs.T, rhs_t.T)
