@@ -139,9 +139,10 @@ def metrics_table(results: Sequence[Evaluation], title: str = "") -> Table:
     for r in results[1:]:
         keys += [key for m in METRIC_ORDER for key in r.metrics if key.split("@")[0] == m and key not in keys]
     table = Table(title=title)
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for key in keys:
-        table.add_column(key, justify="right")
+        short = key.replace("precision", "prec").replace("coverage", "cover").replace("novelty", "novel")
+        table.add_column(short, justify="right", overflow="fold")
     table.add_column("fit s", justify="right")
     for r in results:
         cells = [f"{r.metrics[key]:.4f}" if key in r.metrics else "" for key in keys]
