@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
+from openflix.recs.models import ALS
 from openflix.recs.models.base import RatingModel, Recommender
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -79,11 +80,7 @@ class ImplicitMF(Recommender):
 class ImplicitALS(ImplicitMF):
     name = "implicit-als"
     algorithm = "als"
-    param_grid: ClassVar[dict[str, Any]] = {
-        "factors": [16, 32, 64, 128],
-        "regularization": [0.01, 0.1, 1.0, 10.0],
-        "alpha": [0.5, 1.0, 5.0, 20.0],
-    }
+    param_grid: ClassVar[dict[str, Any]] = dict(ALS.param_grid)  # the same grid as openflix's wrapper
 
 
 class ImplicitBPR(ImplicitMF):
