@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from tests.recs.models.contract import RecommenderContract
 
 from openflix.recs.models import ALS, EASE, BayesianSVDpp, ItemKNN, Popularity, Recommender, SequentialEASE
@@ -52,3 +53,16 @@ def test_sequential_can_ignore_order() -> None:
     h = model.history.rows([3])
     shuffled = type(h)(h.indptr, h.items[::-1].copy(), h.values, h.times, h.n_items)
     assert np.allclose(model.score(h), model.score(shuffled))
+
+
+def test_sequential_grams_do_not_depend_on_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from tests.conftest import make_interactions
+
+    import openflix.recs.models.sequential as seq
+
+    data = make_interactions()
+    whole = SequentialEASE(reg=10).fit(data)
+    monkeypatch.setattr(seq, "BLOCK_EVENTS", 50)  # many small blocks of members
+    blocked = SequentialEASE(reg=10).fit(data)
+    assert np.allclose(whole.weights_, blocked.weights_, atol=1e-5)

@@ -26,6 +26,7 @@ validation split they are within 0.006 of that dataset's own best.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, ClassVar
 
@@ -83,6 +84,17 @@ def recency_weights(
     rank_from_end = history.indptr[rows + 1] - 1 - np.arange(len(rows))
     tau_u = tau * (np.maximum(history.lengths, 1) / n_ref) ** tau_pow
     return np.asarray(np.exp(-rank_from_end / tau_u[rows]), dtype=np.float64)
+
+
+BLOCK_EVENTS = 2_000_000
+"""Events whose transition matrices are built at once when fitting :class:`SequentialEASE`."""
+
+
+def _add_sparse(dense: npt.NDArray[np.float32], matrix: sp.csr_matrix) -> None:
+    """``dense += matrix`` for a sparse ``matrix`` without densifying it."""
+    coo = matrix.tocoo()
+    coo.sum_duplicates()
+    dense[coo.row, coo.col] += coo.data
 
 
 def reference_trace(history: History, in_len: int = 10, in_tau: float = 3.0) -> float:
@@ -146,17 +158,15 @@ class SequentialEASE(ItemItemModel):
 
     def _fit(self, data: Interactions, history: History) -> None:
         x = history.matrix(binary=True)
-        s, t = transition_matrices(history, self.in_len, self.in_tau, self.target_window, self.target_decay)
         keep = np.flatnonzero(np.diff(x.tocsc().indptr) > 0)  # titles with training events
-        xk, sk, tk = x[:, keep], s[:, keep], t[:, keep]
-        # symmetric Grams; the right-hand side is built transposed so the solve runs in place
-        # (in place, so at most three n×n float32 matrices live at once)
+        xk = x[:, keep]
+        # symmetric Grams; the right-hand side is built transposed so the solve runs in place,
+        # and everything is accumulated in place: at most three n×n float32 matrices at once
         gram_x = (xk.T @ xk).toarray()
-        lhs = (sk.T @ sk).toarray()
+        lhs, rhs_t = self._transition_grams(history, keep)
         scale = (1 - self.alpha) * reference_trace(history) / max(float(np.trace(lhs)), 1.0)
         lhs *= scale
         lhs += self.alpha * gram_x
-        rhs_t = (tk.T @ sk).toarray()
         rhs_t *= scale
         gram_x *= self.alpha
         rhs_t += gram_x
@@ -172,6 +182,32 @@ class SequentialEASE(ItemItemModel):
         del bk
         np.fill_diagonal(weights, 0.0)  # a title's own score is never used: seen titles are excluded
         self.weights_ = weights
+
+    def _transition_grams(
+        self, history: History, keep: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``SᵀS`` and ``TᵀS`` over the titles ``keep``, accumulated over blocks of members.
+
+        The sparse ``S`` and ``T`` of one block (about :data:`BLOCK_EVENTS`
+        events) exist at a time, so memory stays near the two dense results.
+        """
+        n = len(keep)
+        gram_s = np.zeros((n, n), dtype=np.float32)
+        cross_t = np.zeros((n, n), dtype=np.float32)
+        ends = np.searchsorted(history.indptr, np.arange(BLOCK_EVENTS, history.indptr[-1], BLOCK_EVENTS))
+        bounds = np.unique(np.concatenate([[0], ends, [history.n_rows]]))
+        for lo, hi in itertools.pairwise(bounds):
+            s, t = transition_matrices(
+                history.rows(np.arange(lo, hi)),
+                self.in_len,
+                self.in_tau,
+                self.target_window,
+                self.target_decay,
+            )
+            sk, tk = s[:, keep], t[:, keep]
+            _add_sparse(gram_s, sk.T @ sk)
+            _add_sparse(cross_t, tk.T @ sk)
+        return gram_s, cross_t
 
     def _score(self, history: History, users: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         assert self.weights_ is not None
