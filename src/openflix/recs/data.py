@@ -177,28 +177,16 @@ class Interactions:
     # ------------------------------------------------------------- matrices
     @cached_property
     def csr(self) -> sp.csr_matrix:
-        """Member x title matrix ``(n_users, n_items)`` of ratings (duplicates: the last wins)."""
-        return self._matrix(self.ratings)
+        """Member x title matrix ``(n_users, n_items)`` of ratings (duplicates: the latest wins)."""
+        from openflix.recs.history import History  # history builds on this module
+
+        return History.from_interactions(self).matrix()
 
     @cached_property
     def binary(self) -> sp.csr_matrix:
         """Member x title matrix ``(n_users, n_items)`` of ones where an event exists."""
         m = self.csr.copy()
         m.data = np.ones_like(m.data)
-        return m
-
-    def _matrix(self, values: npt.NDArray[Any]) -> sp.csr_matrix:
-        order = self.chronological_order()
-        # keep the last event of each (user, item) pair
-        keys = self.users[order].astype(np.int64) * self.n_items + self.items[order]
-        _, last_rev = np.unique(keys[::-1], return_index=True)
-        keep = order[len(order) - 1 - last_rev]
-        m = sp.csr_matrix(
-            (values[keep], (self.users[keep], self.items[keep])),
-            shape=(self.n_users, self.n_items),
-            dtype=np.float32,
-        )
-        m.sort_indices()
         return m
 
     def chronological_order(self) -> npt.NDArray[np.int64]:

@@ -415,9 +415,9 @@ def read_table(
     head = _parse.check_text(p)
     sep = sep or _parse.sniff_separator(p, head, "utf-8")
     lines = _parse.first_lines(head, 2, "utf-8")
-    first = _split(lines[0], sep)
+    first = lines[0].split(sep)
     n_fields = len(first)
-    has_header = _looks_like_header(first, _split(lines[1], sep) if len(lines) > 1 else None)
+    has_header = _looks_like_header(first, lines[1].split(sep) if len(lines) > 1 else None)
     names = [f.strip().strip('"') for f in first] if has_header else None
     positions = _resolve_columns(p, columns, names, n_fields)
     label = (lambda pos: names[pos]) if names else (lambda pos: f"column {pos + 1}")
@@ -448,10 +448,6 @@ def load_table(
     return _build(
         read_table(path, sep=sep, columns=columns, rating_range=rating_range), None, source=str(path)
     )
-
-
-def _split(line: str, sep: str) -> list[str]:
-    return line.split(sep)
 
 
 def _is_number(text: str) -> bool:
