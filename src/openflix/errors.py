@@ -15,7 +15,12 @@ the boundary (``raise DataError(...) from exc``).
     ├── ModelError(OpenflixError)                 a model cannot do what was asked
     │   ├── NotFittedError(ModelError, RuntimeError)
     │   └── ModelFileError(ModelError)            a saved model cannot be read
-    └── FetchError(OpenflixError, OSError)        a download failed
+    ├── FetchError(OpenflixError, OSError)        a download failed
+    ├── ConflictError(OpenflixError, ValueError)  the request contradicts what is stored (409)
+    ├── AuthError(OpenflixError, PermissionError) no valid credentials (401)
+    │   └── ForbiddenError                        valid credentials, not allowed (403)
+    └── UnavailableError(OpenflixError, ConnectionError)
+                                                  a backing service (database, Redis, S3) is down (503)
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AuthError",
     "ConfigError",
+    "ConflictError",
     "DataError",
     "DataFormatError",
     "FetchError",
+    "ForbiddenError",
     "ModelError",
     "ModelFileError",
     "NotFittedError",
     "NotFoundError",
     "OpenflixError",
+    "UnavailableError",
 ]
 
 
@@ -101,3 +110,19 @@ class ModelFileError(ModelError):
 
 class FetchError(OpenflixError, OSError):
     """Downloading a dataset failed."""
+
+
+class ConflictError(OpenflixError, ValueError):
+    """The request contradicts what is stored (an idempotency key reused for another event, say)."""
+
+
+class AuthError(OpenflixError, PermissionError):
+    """No valid credentials came with the request."""
+
+
+class ForbiddenError(AuthError):
+    """The credentials are valid but do not allow this action."""
+
+
+class UnavailableError(OpenflixError, ConnectionError):
+    """A backing service (database, Redis, S3) cannot be reached; retrying later may succeed."""

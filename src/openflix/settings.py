@@ -7,6 +7,14 @@ variable                   meaning                                      default
 ``OPENFLIX_MODEL``         the default model's name                     ``sequential``
 ``OPENFLIX_DATASETS_URL``  where ``openflix data fetch`` downloads      GroupLens' file server
 ``OPENFLIX_SEED``          seed of every random choice                  ``42``
+``OPENFLIX_DATABASE_URL``  SQLAlchemy URL of the database               ``sqlite:///openflix.db``
+``OPENFLIX_REDIS_URL``     Redis for jobs and rate limits               empty: jobs run in-process
+``OPENFLIX_ARTIFACTS``     model artifacts: a directory or s3://b/p     ``artifacts``
+``OPENFLIX_REGIONS``       regions members are assigned to on import    ``us,ca,br,gb,de,jp``
+``OPENFLIX_RATE_LIMIT``    requests allowed per token                   ``6000/minute``
+``OPENFLIX_MAX_BODY_MB``   largest request body accepted (MB)           ``16``
+``OPENFLIX_MODEL_POLL``    how often servers look for a promotion (s)   ``2.0``
+``OPENFLIX_RETRAIN_AT``    daily retrain time, HH:MM UTC (empty: off)   ``03:00``
 =========================  ===========================================  ==========================
 """
 
@@ -40,6 +48,19 @@ class Settings:
     model: str = "sequential"
     datasets_url: str = "https://files.grouplens.org/datasets/movielens"
     seed: int = 42
+    database_url: str = "sqlite:///openflix.db"
+    redis_url: str = ""
+    artifacts: str = "artifacts"
+    regions: str = "us,ca,br,gb,de,jp"
+    rate_limit: str = "6000/minute"
+    max_body_mb: float = 16.0
+    model_poll: float = 2.0
+    retrain_at: str = "03:00"
+
+    @property
+    def region_list(self) -> tuple[str, ...]:
+        """The configured regions, in order."""
+        return tuple(r.strip() for r in self.regions.split(",") if r.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = "OPENFLIX_") -> Settings:

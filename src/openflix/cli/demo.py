@@ -1,18 +1,23 @@
-"""``openflix demo``: the main job of ``make run`` on the bundled data."""
+"""``openflix demo``: the main job of ``make run`` — a working service on the bundled data.
+
+Zero configuration: creates the SQLite database, imports MovieLens
+latest-small (titles, members, ratings as viewing events), trains and
+promotes the default model, creates a member token and an admin token, and
+serves the API and the home page with Gunicorn on 127.0.0.1:8000 with
+in-process jobs.  Each step is skipped when its result exists already, so a
+second ``make run`` starts in seconds.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
+from sqlalchemy import func, select
 
-from openflix.cli.recs import err, metrics_table, out, print_rows, read_data
-from openflix.recs.evaluation import evaluate_split
-from openflix.recs.models import create
-from openflix.recs.splits import temporal_split
-from openflix.services import personalization as svc
-from openflix.settings import Settings
+from openflix.cli.recs import err, out, read_data
+from openflix.services.platform import Platform
+from openflix.store.db import translating, upgrade
 
 __all__ = ["demo"]
 
@@ -23,32 +28,70 @@ __all__ = ["demo"]
     "data_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="Dataset (default: the bundled MovieLens latest-small).",
+    help="Dataset to import on first run (default: the bundled MovieLens latest-small).",
 )
-@click.option("--member", default=None, help="Member to show recommendations for (default: the first).")
-def demo(data_path: Path | None, member: str | None) -> None:
-    """Load the data, evaluate the default model against popularity, and show recommendations."""
-    settings = Settings.from_env()
-    data = read_data(data_path or settings.data, "auto", None, None)
-    train, test = temporal_split(data)
-    results = []
-    for name in ("popularity", settings.model):
-        with err.status(f"evaluating {name} (temporal 80/20 split)"):
-            results.append(evaluate_split(create(name), train, test, kind="temporal", do_tune=False))
-    out.print(metrics_table(results, title=f"{data!r}: per-member temporal 80/20 holdout"))
-    with err.status(f"training {settings.model} on all of the data"):
-        t0 = time.perf_counter()
-        model = svc.train_model(data, settings.model)
-    out.print(f"trained {model!r} on {data.nnz:,} ratings in {time.perf_counter() - t0:.2f} s")
-    who = member if member is not None else data.user_ids[0]
-    seen = model.history.rows([svc.index_of(model.user_ids, who, "member")])
-    recent = [
-        str(model.item_info.titles[i]) if model.item_info is not None else str(i)
-        for i in seen.items[-3:][::-1]
-    ]
-    out.print(f"member {who} watched lately: {'; '.join(recent)}")
-    print_rows(svc.recommend_for_member(model, who, 10), f"top 10 for member {who}")
-    first = model.item_ids[int(seen.items[-1])]
-    print_rows(
-        svc.similar_titles(model, first.item(), 5), f"because you watched {svc.title_of(model, first.item())}"
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Where to serve.")
+@click.option(
+    "--serve/--no-serve", default=True, help="Start Gunicorn at the end (default) or stop after set-up."
+)
+def demo(data_path: Path | None, bind: str, serve: bool) -> None:
+    """Set up the database, data, model and tokens, then serve the API and the home page."""
+    from openflix.registry.versions import production_version
+    from openflix.services.catalog import import_interactions
+    from openflix.services.training import train_version
+    from openflix.store.schema import Event, Member
+    from openflix.store.tokens import create_token
+
+    p = Platform()
+    engine = p.engine
+    upgrade(engine)
+    out.print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    with translating(engine), engine.connect() as conn:
+        n_events = conn.scalar(select(func.count()).select_from(Event)) or 0
+    if n_events == 0:
+        data = read_data(data_path or p.settings.data, "auto", None, None)
+        with err.status("importing") as status:
+            report = import_interactions(engine, data, p.settings.region_list, progress=status.update)
+        out.print(
+            f"imported {report.titles:,} titles, {report.members:,} members and "
+            f"{report.events:,} ratings in {report.seconds:.1f} s"
+        )
+    else:
+        out.print(f"the store holds {n_events:,} events already")
+    with translating(engine), engine.connect() as conn:
+        current = production_version(conn)
+    if current is None:
+        with err.status(f"training {p.settings.model}") as status:
+            info = train_version(
+                engine, p.artifacts, p.settings.model, do_promote=True, progress=status.update
+            )
+        out.print(
+            f"trained {info.model} as version {info.id} (holdout NDCG@10 "
+            f"{info.metrics.get('ndcg@10', float('nan')):.4f}) and put it in production"
+        )
+    else:
+        out.print(f"model version {current} is in production")
+    with translating(engine), engine.begin() as conn:
+        member = conn.scalar(select(func.min(Member.id)))
+        _, member_token = create_token(conn, "member", member, name="make run")
+        _, admin_token = create_token(conn, "admin", name="make run")
+    base = f"http://{bind}"
+    click.echo(
+        "\n".join(
+            [
+                "",
+                f"home page of member {member}: {base}/?member={member}#token={member_token}",
+                f"API docs: {base}/docs (spec: {base}/openapi.json)",
+                f"metrics: {base}/metrics, readiness: {base}/readyz",
+                f"member {member} token: {member_token}",
+                f"admin token: {admin_token}",
+                f'try: curl -H "Authorization: Bearer {member_token}" {base}/members/{member}/home',
+                "",
+            ]
+        )
     )
+    if not serve:
+        return
+    from openflix.cli.platform import exec_gunicorn
+
+    exec_gunicorn(bind)

@@ -34,8 +34,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from openflix.cli import data, demo, recs
+    from openflix.cli import data, demo, platform, recs
 
+    for command in (platform.db, platform.tokens, platform.models, platform.serve, platform.worker):
+        cli.add_command(command)
     cli.add_command(data.data)
     cli.add_command(recs.recs)
     cli.add_command(demo.demo)

@@ -1,0 +1,133 @@
+"""Every error as RFC 9457 problem details (``application/problem+json``), never HTML or a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apiflask import APIFlask, HTTPError
+from flask import Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from openflix.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    DataError,
+    ForbiddenError,
+    ModelError,
+    NotFoundError,
+    OpenflixError,
+    UnavailableError,
+)
+
+__all__ = ["install", "problem", "status_of"]
+
+log = logging.getLogger("openflix.api")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def status_of(exc: OpenflixError) -> int:
+    """The HTTP status an openflix error stands for."""
+    for kind, status in (
+        (ForbiddenError, 403),
+        (AuthError, 401),
+        (NotFoundError, 404),
+        (ConflictError, 409),
+        (DataError, 422),
+        (UnavailableError, 503),
+        (ModelError, 503),
+        (ConfigError, 500),
+    ):
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def problem(
+    status: int, detail: str, *, errors: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """A problem-details response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+    }
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="openflix"'
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def install(app: APIFlask) -> None:
+    """Register the handlers that turn every error into problem details."""
+
+    @app.error_processor
+    def _http_error(error: HTTPError) -> Response:
+        detail = error.message
+        errors = error.detail or None
+        if error.status_code == 422 and errors:
+            detail = "the request does not match the schema: " + _summary(errors)
+        if error.status_code == 400 and errors:
+            detail = "the request body is not valid JSON"
+        return problem(
+            error.status_code,
+            str(detail or ""),
+            errors=errors,
+            headers={k: str(v) for k, v in dict(error.headers or {}).items()},
+        )
+
+    @app.errorhandler(OpenflixError)
+    def _openflix_error(exc: OpenflixError) -> Response:
+        status = status_of(exc)
+        if status >= 500 and status != 503:
+            log.exception("internal error")
+            return problem(status, "an internal error occurred; it has been logged")
+        return problem(status, str(exc), headers={"Retry-After": "5"} if status == 503 else None)
+
+    @app.errorhandler(HTTPException)
+    def _werkzeug(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return problem(status, exc.description or TITLES.get(status, "error"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return problem(500, "an internal error occurred; it has been logged")
+
+
+def _summary(errors: Any) -> str:
+    parts: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(node, list) and node and all(isinstance(x, str) for x in node):
+            parts.append(f"{where}: {' '.join(node)}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk(errors, "")
+    return "; ".join(parts[:5]) or "invalid input"

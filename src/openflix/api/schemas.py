@@ -1,0 +1,225 @@
+"""Request and response schemas of the API (they are also its OpenAPI 3 document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema
+from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import ValidationError, validates_schema
+
+MAX_BULK = 10_000
+"""Events accepted by one bulk ingest."""
+
+
+class Problem(Schema):
+    """RFC 9457 problem details."""
+
+    type = String()
+    title = String()
+    status = Integer()
+    detail = String()
+    instance = String()
+    errors = Dict()
+
+
+class Page(Schema):
+    limit = Integer(load_default=20, validate=Range(1, 200))
+    offset = Integer(load_default=0, validate=Range(0, 10_000_000))
+
+
+class TitleQuery(Page):
+    q = String(validate=Length(max=200), metadata={"description": "words of the name"})
+    genre = String(validate=Length(max=100))
+    year = Integer(validate=Range(1800, 2200))
+    region = String(validate=Length(max=16))
+
+
+class TitleOut(Schema):
+    id = Integer(required=True)
+    name = String(required=True)
+    year = Integer(allow_none=True)
+    genres = List(String(), required=True)
+
+
+class TitleDetail(TitleOut):
+    regions = List(String())
+
+
+class TitlePage(Schema):
+    items = List(Nested(TitleOut), required=True)
+    total = Integer(required=True)
+    limit = Integer(required=True)
+    offset = Integer(required=True)
+
+
+class Availability(Schema):
+    regions = List(String(validate=Length(1, 16)), required=True, validate=Length(max=300))
+
+
+class Similar(Schema):
+    n = Integer(load_default=10, validate=Range(1, 100))
+
+
+class SimilarOut(Schema):
+    title = Nested(TitleOut, required=True)
+    version = Integer(required=True)
+    items = List(Nested(TitleOut), required=True)
+
+
+class MemberOut(Schema):
+    id = Integer(required=True)
+    name = String(required=True)
+    region = String(required=True)
+    country = String(required=True)
+
+
+class EventIn(Schema):
+    member_id = Integer(required=True, validate=Range(0, 2**62))
+    title_id = Integer(required=True, validate=Range(0, 2**62))
+    kind = String(required=True, validate=OneOf(["play", "rating"]))
+    rating = Float(validate=Range(0.5, 5.0), allow_none=True)
+    position_s = Integer(validate=Range(0, 10**7), allow_none=True)
+    duration_s = Integer(validate=Range(1, 10**7), allow_none=True)
+    timestamp = DateTime(metadata={"description": "ISO 8601; default: now"})
+    device = String(validate=Length(max=64), allow_none=True)
+    source = String(
+        validate=Length(max=64),
+        allow_none=True,
+        metadata={"description": "home:<row id> for a play started from a recommendation row"},
+    )
+    idempotency_key = String(
+        validate=Length(1, 200), metadata={"description": "the same key twice stores the event once"}
+    )
+
+    @validates_schema
+    def _kind_fields(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("kind") == "rating" and data.get("rating") is None:
+            raise ValidationError("a rating event needs 'rating' (0.5..5)", "rating")
+        if data.get("kind") == "play" and data.get("rating") is not None:
+            raise ValidationError("a play event has no 'rating'; send a separate rating event", "rating")
+        pos, dur = data.get("position_s"), data.get("duration_s")
+        if pos is not None and dur is not None and pos > dur:
+            raise ValidationError(f"position_s ({pos}) is past duration_s ({dur})", "position_s")
+
+
+class EventsIn(Schema):
+    events = List(Nested(EventIn), required=True, validate=Length(1, MAX_BULK))
+
+
+class EventOut(Schema):
+    id = Integer(required=True)
+    created = Boolean(
+        required=True, metadata={"description": "false when the idempotency key was seen before"}
+    )
+
+
+class EventsOut(Schema):
+    events = List(Nested(EventOut), required=True)
+    created = Integer(required=True)
+
+
+class HistoryItem(Schema):
+    id = Integer(required=True)
+    title_id = Integer(required=True)
+    kind = String(required=True)
+    rating = Float(allow_none=True)
+    position_s = Integer(allow_none=True)
+    duration_s = Integer(allow_none=True)
+    timestamp = DateTime(required=True)
+    device = String(allow_none=True)
+    source = String(allow_none=True)
+
+
+class HistoryQuery(Schema):
+    limit = Integer(load_default=100, validate=Range(1, 10_000))
+
+
+class HistoryOut(Schema):
+    member_id = Integer(required=True)
+    events = List(Nested(HistoryItem), required=True)
+
+
+class HomeQuery(Schema):
+    n = Integer(load_default=10, validate=Range(1, 50))
+
+
+class RowOut(Schema):
+    id = String(required=True)
+    title = String(required=True)
+    reason = String(required=True)
+    items = List(Nested(TitleOut), required=True)
+
+
+class HomeOut(Schema):
+    member_id = Integer(required=True)
+    region = String(required=True)
+    version = Integer(required=True, metadata={"description": "the model version that made the rows"})
+    cell = String(allow_none=True, metadata={"description": "the member's A/B cell, when a test runs"})
+    rows = List(Nested(RowOut), required=True)
+
+
+class VersionOut(Schema):
+    id = Integer(required=True)
+    model = String(required=True)
+    params = Dict(required=True)
+    metrics = Dict(required=True)
+    data_fingerprint = String(required=True)
+    n_events = Integer(required=True)
+    artifact = String(required=True)
+    created_at = Integer(required=True)
+    in_production = Boolean(required=True)
+
+
+class VersionsOut(Schema):
+    items = List(Nested(VersionOut), required=True)
+
+
+class CellIn(Schema):
+    name = String(required=True, validate=Length(1, 50))
+    version = Integer(required=True, validate=Range(1, 2**31))
+    weight = Float(load_default=1.0, validate=Range(min=0.0, min_inclusive=False, max=1e6))
+
+
+class TestIn(Schema):
+    name = String(required=True, validate=Length(1, 100))
+    cells = List(Nested(CellIn), required=True, validate=Length(2, 20))
+
+
+class CellOut(Schema):
+    name = String(required=True)
+    version = Integer(required=True)
+    weight = Float(required=True)
+    members = Integer()
+    plays = Integer()
+
+
+class TestOut(Schema):
+    name = String(required=True)
+    active = Boolean(required=True)
+    created_at = Integer(required=True)
+    cells = List(Nested(CellOut), required=True)
+
+
+class JobIn(Schema):
+    kind = String(required=True, validate=OneOf(["import", "train", "retrain", "evaluate"]))
+    params = Dict(load_default=dict)
+
+
+class JobOut(Schema):
+    id = String(required=True)
+    kind = String(required=True)
+    params = Dict(required=True)
+    status = String(required=True)
+    attempts = Integer(required=True)
+    result = Dict(allow_none=True)
+    error = String(allow_none=True)
+    created_at = Integer(required=True)
+    started_at = Integer(allow_none=True)
+    ended_at = Integer(allow_none=True)
+
+
+class Health(Schema):
+    status = String(required=True)
+    checks = Dict()

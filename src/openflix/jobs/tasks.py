@@ -1,0 +1,121 @@
+"""The job functions a worker runs, by reference: each reads its record, calls a use case, stores the result.
+
+Every job has a row in the ``jobs`` table (its status, attempts, result or
+error), written by the job itself, so ``GET /jobs/{id}`` answers the same
+whether the job ran on an RQ worker or in-process.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from openflix.errors import DataError, NotFoundError, OpenflixError
+from openflix.services.platform import Platform
+from openflix.store.db import translating
+from openflix.store.schema import JobRecord
+
+__all__ = ["KINDS", "JobStatus", "run_job"]
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+def _import(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
+    from openflix.services.catalog import import_interactions
+    from openflix.services.personalization import load_dataset
+
+    path = params.get("path")
+    if not path:
+        raise DataError("an import job needs params.path: the dataset file or folder")
+    data = load_dataset(Path(path), fmt=str(params.get("format", "auto")))
+    report = import_interactions(platform.engine, data, platform.settings.region_list)
+    return dict(report.__dict__)
+
+
+def _train(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
+    from openflix.services.training import train_version
+
+    info = train_version(
+        platform.engine,
+        platform.artifacts,
+        str(params.get("model", platform.settings.model)),
+        params=dict(params.get("params", {})),
+        do_promote=bool(params.get("promote", False)),
+    )
+    return {"version": info.id, "metrics": info.metrics, "promoted": info.in_production}
+
+
+def _retrain(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
+    return _train(platform, {**params, "promote": True})
+
+
+def _evaluate(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
+    from openflix.services.catalog import interactions_from_store
+    from openflix.services.personalization import evaluate_models
+
+    names = list(params.get("models", ["popularity", platform.settings.model]))
+    data = interactions_from_store(platform.engine)
+    results = evaluate_models(data, names, kind=str(params.get("split", "temporal")), tune=False)
+    return {r.model: r.metrics for r in results}
+
+
+KINDS: dict[str, Callable[[Platform, dict[str, Any]], dict[str, Any]]] = {
+    "import": _import,
+    "train": _train,
+    "retrain": _retrain,
+    "evaluate": _evaluate,
+}
+"""Job kinds and the use case each runs."""
+
+
+def _set(engine: Engine, job_id: str, **values: Any) -> None:
+    with translating(engine), engine.begin() as conn:
+        conn.execute(update(JobRecord).where(JobRecord.id == job_id).values(**values))
+
+
+def run_job(job_id: str, platform: Platform | None = None) -> dict[str, Any]:
+    """Run the job recorded as ``job_id``; raises (so RQ retries) when the use case fails."""
+    platform = platform or Platform()
+    engine = platform.engine
+    with translating(engine), engine.begin() as conn:
+        row = conn.execute(select(JobRecord.__table__).where(JobRecord.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        kind, params, attempts = row.kind, dict(row.params), row.attempts
+    _set(
+        engine,
+        job_id,
+        status=JobStatus.STARTED.value,
+        attempts=attempts + 1,
+        started_at=int(time.time()),
+        error=None,
+    )
+    try:
+        result = KINDS[kind](platform, params)
+    except OpenflixError as exc:
+        _set(engine, job_id, status=JobStatus.FAILED.value, error=str(exc), ended_at=int(time.time()))
+        raise
+    except Exception as exc:
+        _set(
+            engine,
+            job_id,
+            status=JobStatus.FAILED.value,
+            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+            ended_at=int(time.time()),
+        )
+        raise
+    _set(engine, job_id, status=JobStatus.FINISHED.value, result=result, ended_at=int(time.time()))
+    return result

@@ -1,0 +1,1 @@
+"""Model registry: versioned model artifacts, promotion and A/B cells."""

@@ -1,0 +1,54 @@
+"""The platform a serving or worker process runs on: database, artifacts, models, jobs.
+
+:class:`Platform` wires the adapters chosen by :class:`~openflix.settings.Settings`
+(SQLite or PostgreSQL, a directory or S3, in-process jobs or RQ on Redis)
+once per process; faces (API, CLI, worker) take what they need from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from openflix.registry.artifacts import ArtifactStore, open_artifacts
+from openflix.services.home import HomeService
+from openflix.services.serving import ModelHolder
+from openflix.settings import Settings
+from openflix.store.db import connect
+
+if TYPE_CHECKING:
+    from openflix.jobs.runner import JobRunner
+
+__all__ = ["Platform"]
+
+
+@dataclass
+class Platform:
+    """Adapters of one process, created lazily from settings."""
+
+    settings: Settings = field(default_factory=Settings.from_env)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return connect(self.settings.database_url)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        return open_artifacts(self.settings.artifacts)
+
+    @cached_property
+    def holder(self) -> ModelHolder:
+        return ModelHolder(self.engine, self.artifacts, poll=self.settings.model_poll)
+
+    @cached_property
+    def home(self) -> HomeService:
+        return HomeService(self.engine, self.holder)
+
+    @cached_property
+    def jobs(self) -> JobRunner:
+        from openflix.jobs.runner import open_runner
+
+        return open_runner(self)

@@ -1,0 +1,119 @@
+"""Connecting to the database and migrating it (SQLite by default, PostgreSQL in production).
+
+:func:`connect` returns an :class:`~sqlalchemy.engine.Engine`; :func:`upgrade`
+brings its schema to the newest Alembic revision; :func:`translating` turns a
+lost connection into :class:`~openflix.errors.UnavailableError` (503) rather
+than a traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+
+from openflix.errors import ConfigError, UnavailableError
+
+__all__ = ["connect", "current_revision", "head_revision", "translating", "upgrade"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def connect(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db`` or ``postgresql+psycopg://…``).
+
+    PostgreSQL connections are checked before use (``pool_pre_ping``) so a
+    restarted server is reconnected to transparently; SQLite runs in WAL
+    mode with foreign keys on and waits up to 10 s for a lock.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"OPENFLIX_DATABASE_URL={url!r} is not a database URL; expected e.g. "
+            "'sqlite:///openflix.db' or 'postgresql+psycopg://user@host/db'"
+        ) from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"OPENFLIX_DATABASE_URL: {parsed.get_backend_name()!r} is not supported; use sqlite or postgresql"
+        )
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 10, "check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("connect_args", {"connect_timeout": 3})
+    return create_engine(parsed, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (creating every table on a new database)."""
+    from alembic import command
+
+    with translating(engine):
+        command.upgrade(_alembic_config(engine), revision)
+
+
+def head_revision() -> str:
+    """The newest migration's revision id."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (``None`` for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with translating(engine), engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def translating(engine: Engine) -> Iterator[None]:
+    """Turn "cannot reach the database" into :class:`UnavailableError` naming the server."""
+    try:
+        yield
+    except (OperationalError, SAInterfaceError) as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated is False and _is_sqlite_data(exc):
+            raise
+        where = engine.url.render_as_string(hide_password=True)
+        raise UnavailableError(f"the database at {where} cannot be reached: {_first_line(exc)}") from exc
+
+
+def _is_sqlite_data(exc: DBAPIError) -> bool:
+    return "no such table" in str(exc.orig) if exc.orig is not None else False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

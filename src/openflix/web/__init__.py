@@ -1,0 +1,1 @@
+"""Static web pages of openflix (templates/ and static/)."""
