@@ -67,3 +67,63 @@ def make_interactions(
 @pytest.fixture
 def small() -> Interactions:
     return make_interactions()
+
+
+# ---------------------------------------------------------------- platform: real PostgreSQL and Redis
+PG_URL = os.environ.get("OPENFLIX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OPENFLIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REQUIRE_SERVICES = os.environ.get("OPENFLIX_REQUIRE_SERVICES") == "1"
+"""Set by .ci/run: a missing PostgreSQL or Redis fails the tests instead of skipping them."""
+
+
+def service_missing(what: str, url: str, exc: BaseException) -> None:
+    message = f"{what} at {url} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + "; OPENFLIX_REQUIRE_SERVICES=1 makes this a failure", pytrace=False)
+    pytest.skip(message + "; start it or set OPENFLIX_TEST_DATABASE_URL / OPENFLIX_TEST_REDIS_URL")
+
+
+def fresh_postgres(url: str = PG_URL) -> str:
+    """Empty the PostgreSQL test database (schema public) and return its URL."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+    except sa.exc.OperationalError as exc:
+        service_missing("PostgreSQL", url, exc)
+    return url
+
+
+def fresh_redis(url: str = REDIS_URL) -> str:
+    """Empty the Redis test database and return its URL."""
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        client = Redis.from_url(url, socket_connect_timeout=2)
+        client.flushdb()
+        client.close()
+    except RedisConnectionError as exc:
+        service_missing("Redis", url, exc)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'openflix.db'}"
+    return fresh_postgres()
+
+
+@pytest.fixture(scope="session")
+def store_data(latest_small: Interactions) -> Interactions:
+    """A slice of latest-small: its first 80 members on its 400 most rated titles (fast to train)."""
+    counts = np.bincount(latest_small.items, minlength=latest_small.n_items)
+    top = np.argsort(-counts, kind="stable")[:400]
+    keep = np.isin(latest_small.items, top) & (latest_small.users < 80)
+    return latest_small.subset(np.flatnonzero(keep)).compact()

@@ -8,7 +8,6 @@ thread of the submitting process, with the same retries.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -128,7 +127,7 @@ class InProcessRunner(JobRunner):
     """Runs jobs one at a time on a background thread of this process (no Redis needed)."""
 
     _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openflix-job")
-    _lock = threading.Lock()
+    retry_intervals: tuple[int, ...] = RETRY_INTERVALS
 
     def _start(self, job_id: str, kind: str) -> None:
         def work() -> None:
@@ -149,7 +148,9 @@ class InProcessRunner(JobRunner):
             info = self.get(job_id)
             if info.status == JobStatus.FINISHED.value:
                 return info
-            if info.status == JobStatus.FAILED.value and info.attempts > len(RETRY_INTERVALS):
+            if info.status == JobStatus.FAILED.value and (
+                info.attempts > len(self.retry_intervals) or info.result is not None
+            ):
                 return info
             if time.monotonic() > deadline:
                 return info

@@ -87,7 +87,11 @@ def _set(engine: Engine, job_id: str, **values: Any) -> None:
 
 
 def run_job(job_id: str, platform: Platform | None = None) -> dict[str, Any]:
-    """Run the job recorded as ``job_id``; raises (so RQ retries) when the use case fails."""
+    """Run the job recorded as ``job_id``.
+
+    Bad input (:class:`DataError`, :class:`NotFoundError`) fails the job for
+    good; any other error is recorded and raised again, so the job is retried.
+    """
     platform = platform or Platform()
     engine = platform.engine
     with translating(engine), engine.begin() as conn:
@@ -105,6 +109,10 @@ def run_job(job_id: str, platform: Platform | None = None) -> dict[str, Any]:
     )
     try:
         result = KINDS[kind](platform, params)
+    except (DataError, NotFoundError) as exc:  # the input is wrong: retrying cannot help
+        result = {"retried": False, "reason": "bad input"}
+        _set(engine, job_id, status=JobStatus.FAILED.value, error=str(exc), result=result, ended_at=int(time.time()))
+        return result
     except OpenflixError as exc:
         _set(engine, job_id, status=JobStatus.FAILED.value, error=str(exc), ended_at=int(time.time()))
         raise

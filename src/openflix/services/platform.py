@@ -47,6 +47,11 @@ class Platform:
     def home(self) -> HomeService:
         return HomeService(self.engine, self.holder)
 
+    def close(self) -> None:
+        """Close the database pool (idle connections); the platform may be used again afterwards."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
     @cached_property
     def jobs(self) -> JobRunner:
         from openflix.jobs.runner import open_runner

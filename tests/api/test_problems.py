@@ -1,0 +1,84 @@
+"""Every error is RFC 9457 problem details with the right status — never HTML, never a 500 for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from openflix.api import create_app
+from openflix.services.platform import Platform
+from tests.api.conftest import Served, derived_client
+from tests.conftest import fresh_redis
+
+
+def _problem(r: object, status: int) -> dict:  # type: ignore[type-arg]
+    assert r.status_code == status, (r.status_code, r.get_data(as_text=True)[:300])  # type: ignore[attr-defined]
+    assert r.mimetype == "application/problem+json"  # type: ignore[attr-defined]
+    body = r.get_json()  # type: ignore[attr-defined]
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"] == "about:blank"
+    return body  # type: ignore[no-any-return]
+
+
+def test_malformed_json_is_400(served: Served) -> None:
+    r = served.post("/events", served.operator, data="{not json", content_type="application/json")
+    _problem(r, 400)
+
+
+def test_unknown_route_and_method_are_404_and_405(served: Served) -> None:
+    _problem(served.get("/no/such/route", served.operator), 404)
+    _problem(served.client.delete("/titles", headers={"Authorization": f"Bearer {served.operator}"}), 405)
+
+
+def test_bad_query_values_are_422(served: Served) -> None:
+    body = _problem(served.get("/titles?limit=100000", served.member), 422)
+    assert "limit" in body["detail"]
+    _problem(served.get("/titles?year=abc", served.member), 422)
+
+
+def test_body_over_the_limit_is_413(served: Served, tmp_path: Path) -> None:
+    big = {"events": [{"member_id": 1, "title_id": 1, "kind": "play"}] * 2000}
+    with derived_client(served, max_body_mb=0.01) as client:
+        r = client.post("/events/bulk", json=big, headers={"Authorization": f"Bearer {served.operator}"})
+    _problem(r, 413)
+
+
+def test_too_many_events_in_one_bulk_is_422(served: Served) -> None:
+    events = [{"member_id": served.member_id, "title_id": 1, "kind": "play"}] * 10_001
+    _problem(served.post("/events/bulk", served.operator, json={"events": events}), 422)
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_rate_limit_per_token_is_429(served: Served, storage: str) -> None:
+    redis_url = fresh_redis() if storage == "redis" else ""
+    with derived_client(served, rate_limit="3/minute", redis_url=redis_url) as client:
+        _limited(served, client)
+
+
+def _limited(served: Served, client: FlaskClient) -> None:
+    headers = {"Authorization": f"Bearer {served.member}"}
+    statuses = [client.get("/titles/1", headers=headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    body = _problem(client.get("/titles/1", headers=headers), 429)
+    assert "rate limit" in body["detail"]
+    other = {"Authorization": f"Bearer {served.other}"}
+    assert client.get("/titles/1", headers=other).status_code == 200  # limits are per token
+    assert client.get("/healthz").status_code == 200  # operations routes are exempt
+
+
+def test_no_model_in_production_is_503_not_500(tmp_path: Path) -> None:
+    from openflix.store.db import upgrade
+    from openflix.store.tokens import create_token
+    from tests.api.conftest import make_settings
+
+    platform = Platform(make_settings(f"sqlite:///{tmp_path / 'empty.db'}", str(tmp_path / "a")))
+    upgrade(platform.engine)
+    with platform.engine.begin() as conn:
+        _, token = create_token(conn, "operator")
+    client = create_app(platform=platform).test_client()
+    r = client.get("/titles/1/similar", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code in (404, 503)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["model"].startswith("error")
+    platform.close()
