@@ -111,7 +111,14 @@ def run_job(job_id: str, platform: Platform | None = None) -> dict[str, Any]:
         result = KINDS[kind](platform, params)
     except (DataError, NotFoundError) as exc:  # the input is wrong: retrying cannot help
         result = {"retried": False, "reason": "bad input"}
-        _set(engine, job_id, status=JobStatus.FAILED.value, error=str(exc), result=result, ended_at=int(time.time()))
+        _set(
+            engine,
+            job_id,
+            status=JobStatus.FAILED.value,
+            error=str(exc),
+            result=result,
+            ended_at=int(time.time()),
+        )
         return result
     except OpenflixError as exc:
         _set(engine, job_id, status=JobStatus.FAILED.value, error=str(exc), ended_at=int(time.time()))
