@@ -1,0 +1,111 @@
+"""``openflix db|tokens|models|demo``: the platform from the command line, with exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from openflix.cli import cli
+from openflix.recs.data import Interactions
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
+        "OPENFLIX_REDIS_URL": "",
+        "OPENFLIX_RETRAIN_AT": "",
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+def _csv(data: Interactions, path: Path) -> Path:
+    import pandas as pd
+
+    pd.DataFrame(
+        {
+            "userId": data.user_ids[data.users],
+            "movieId": data.item_ids[data.items],
+            "rating": data.ratings,
+            "timestamp": data.timestamps,
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_import_train_promote_rollback_and_tokens(
+    env: dict[str, str], tmp_path: Path, store_data: Interactions
+) -> None:
+    run = CliRunner().invoke
+    csv = _csv(store_data, tmp_path / "ratings.csv")
+    r = run(cli, ["db", "import", "--data", str(csv)])
+    assert r.exit_code == 0, r.output
+    assert f"{store_data.nnz:,} events" in r.output
+    r = run(cli, ["db", "import", "--data", str(csv)])
+    assert "imported 0 titles, 0 members, 0 events" in r.output
+
+    assert run(cli, ["models", "train", "--promote"]).exit_code == 0
+    assert run(cli, ["models", "train", "--model", "ease"]).exit_code == 0
+    versions = json.loads(run(cli, ["models", "list", "--json"]).output)
+    assert [(v["id"], v["in_production"]) for v in versions] == [(2, False), (1, True)]
+    assert run(cli, ["models", "promote", "2"]).exit_code == 0
+    assert json.loads(run(cli, ["models", "list", "--json"]).output)[0]["in_production"] is True
+    r = run(cli, ["models", "rollback"])
+    assert r.exit_code == 0 and "version 1 is in production" in r.output
+
+    member = str(int(store_data.user_ids[0]))
+    r = run(cli, ["tokens", "create", "--role", "member", "--member", member])
+    assert r.exit_code == 0 and r.stdout.strip().startswith("ofx_")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tokens", "create", "--role", "member"], "needs --member"),
+        (["tokens", "create", "--role", "admin", "--member", "1"], "only for member tokens"),
+        (["tokens", "create", "--role", "member", "--member", "777"], "member 777 does not exist"),
+        (["tokens", "revoke", "55"], "token 55 does not exist"),
+        (["models", "promote", "9"], "model version 9 does not exist"),
+        (["models", "rollback"], "nothing to roll back"),
+        (["models", "train"], "the store holds no events"),
+        (["worker"], "OPENFLIX_REDIS_URL"),
+    ],
+)
+def test_bad_requests_exit_2_with_one_clear_line(env: dict[str, str], args: list[str], message: str) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["db", "upgrade"])
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("userId,movieId,rating,timestamp\n1,2,4.0,100\n1,3,9.0,200\n")
+    r = CliRunner().invoke(cli, ["db", "import", "--data", str(bad)])
+    assert r.exit_code == 2 and "line 3" in r.output
+    from sqlalchemy import create_engine, func, select
+
+    from openflix.store.schema import Event
+
+    engine = create_engine(env["OPENFLIX_DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Event)) == 0
+    engine.dispose()
+
+
+def test_demo_without_serving_sets_everything_up(
+    env: dict[str, str], tmp_path: Path, store_data: Interactions
+) -> None:
+    csv = _csv(store_data, tmp_path / "ratings.csv")
+    r = CliRunner().invoke(cli, ["demo", "--no-serve", "--data", str(csv)])
+    assert r.exit_code == 0, r.output
+    assert "put it in production" in r.output and "#token=ofx_" in r.output and "/docs" in r.output
+    r = CliRunner().invoke(cli, ["demo", "--no-serve", "--data", str(csv)])
+    assert "already" in r.output and "model version 1 is in production" in r.output

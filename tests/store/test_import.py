@@ -1,0 +1,107 @@
+"""Importing datasets into the store: all or nothing, idempotent, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from openflix.errors import DataError
+from openflix.recs.data import Interactions
+from openflix.services.catalog import import_interactions, interactions_from_store, region_of, split_title
+from openflix.store.db import connect, current_revision, head_revision, upgrade
+from openflix.store.schema import Event, Member, Title, TitleRegion
+
+
+def _counts(engine: object) -> tuple[int, ...]:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return tuple(
+            int(conn.scalar(select(func.count()).select_from(t)) or 0)
+            for t in (Title, Member, Event, TitleRegion)
+        )
+
+
+def test_import_writes_everything_once(database_url: str, store_data: Interactions) -> None:
+    engine = connect(database_url)
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    report = import_interactions(engine, store_data, ["us", "gb"])
+    assert (report.titles, report.members, report.events) == (400, store_data.n_users, store_data.nnz)
+    assert _counts(engine) == (400, store_data.n_users, store_data.nnz, 800)
+    again = import_interactions(engine, store_data, ["us", "gb"])
+    assert (again.titles, again.members, again.events, again.skipped_events) == (0, 0, 0, store_data.nnz)
+    assert _counts(engine) == (400, store_data.n_users, store_data.nnz, 800)
+    back = interactions_from_store(engine)
+    assert back.nnz == store_data.nnz and set(back.item_ids.tolist()) == set(store_data.item_ids.tolist())
+    assert sorted(back.item_info.titles.tolist()) == sorted(store_data.item_info.titles.tolist())  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def test_a_failed_import_writes_nothing(
+    database_url: str, store_data: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openflix.services import catalog
+
+    engine = connect(database_url)
+    upgrade(engine)
+    calls = {"n": 0}
+    real = catalog.insert_ignore
+
+    def failing(conn: object, table: object, rows: object, **kw: object) -> None:
+        calls["n"] += 1
+        if table is Event.__table__:
+            raise RuntimeError("disk full")
+        real(conn, table, rows, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog, "insert_ignore", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_interactions(engine, store_data, ["us"])
+    assert calls["n"] >= 3  # titles and members were written inside the transaction first
+    assert _counts(engine) == (0, 0, 0, 0)
+    engine.dispose()
+
+
+def test_string_ids_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'x.db'}")
+    upgrade(engine)
+    data = Interactions.from_ids(np.array(["a", "b"]), np.array([1, 2]))
+    with pytest.raises(DataError, match="integer member ids"):
+        import_interactions(engine, data, ["us"])
+    engine.dispose()
+
+
+def test_regions_are_deterministic_and_spread() -> None:
+    ids = np.arange(10_000)
+    regions = region_of(ids, ["us", "gb", "br"])
+    assert (regions == region_of(ids, ["us", "gb", "br"])).all()
+    shares = np.unique(regions, return_counts=True)[1] / len(ids)
+    assert np.all(np.abs(shares - 1 / 3) < 0.02)
+
+
+def test_titles_split_into_name_and_year() -> None:
+    import pandas as pd
+
+    name, year = split_title(pd.Series(["Heat (1995)", "Babylon 5", "Se7en (a.k.a. Seven) (1995) "]))
+    assert name.tolist() == ["Heat", "Babylon 5", "Se7en (a.k.a. Seven)"]
+    assert year.tolist()[0] == 1995 and pd.isna(year.tolist()[1]) and year.tolist()[2] == 1995
+
+
+def test_a_bad_database_url_is_a_config_error() -> None:
+    from openflix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="OPENFLIX_DATABASE_URL"):
+        connect("not a url")
+    with pytest.raises(ConfigError, match="not supported"):
+        connect("mysql://localhost/x")
+
+
+def test_an_unreachable_database_is_unavailable_not_a_traceback() -> None:
+    from openflix.errors import UnavailableError
+
+    engine = connect("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(UnavailableError, match="cannot be reached"):
+        upgrade(engine)
+    engine.dispose()
