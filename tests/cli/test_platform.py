@@ -87,7 +87,7 @@ def test_bad_requests_exit_2_with_one_clear_line(env: dict[str, str], args: list
 
 def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("userId,movieId,rating,timestamp\n1,2,4.0,100\n1,3,9.0,200\n")
+    bad.write_text("userId,movieId,rating,timestamp\n1,2,4.0,100\n1,3,abc,200\n")
     r = CliRunner().invoke(cli, ["db", "import", "--data", str(bad)])
     assert r.exit_code == 2 and "line 3" in r.output
     from sqlalchemy import create_engine, func, select
