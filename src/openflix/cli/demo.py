@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from openflix.cli.recs import err, out, read_data
+from openflix.cli.recs import err, read_data
 from openflix.services.platform import Platform
 from openflix.store.db import translating, upgrade
 
@@ -45,19 +45,19 @@ def demo(data_path: Path | None, bind: str, serve: bool) -> None:
     p = Platform()
     engine = p.engine
     upgrade(engine)
-    out.print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"database: {engine.url.render_as_string(hide_password=True)}")
     with translating(engine), engine.connect() as conn:
         n_events = conn.scalar(select(func.count()).select_from(Event)) or 0
     if n_events == 0:
         data = read_data(data_path or p.settings.data, "auto", None, None)
         with err.status("importing") as status:
             report = import_interactions(engine, data, p.settings.region_list, progress=status.update)
-        out.print(
+        click.echo(
             f"imported {report.titles:,} titles, {report.members:,} members and "
             f"{report.events:,} ratings in {report.seconds:.1f} s"
         )
     else:
-        out.print(f"the store holds {n_events:,} events already")
+        click.echo(f"the store holds {n_events:,} events already")
     with translating(engine), engine.connect() as conn:
         current = production_version(conn)
     if current is None:
@@ -65,12 +65,12 @@ def demo(data_path: Path | None, bind: str, serve: bool) -> None:
             info = train_version(
                 engine, p.artifacts, p.settings.model, do_promote=True, progress=status.update
             )
-        out.print(
+        click.echo(
             f"trained {info.model} as version {info.id} (holdout NDCG@10 "
             f"{info.metrics.get('ndcg@10', float('nan')):.4f}) and put it in production"
         )
     else:
-        out.print(f"model version {current} is in production")
+        click.echo(f"model version {current} is in production")
     with translating(engine), engine.begin() as conn:
         member = conn.scalar(select(func.min(Member.id)))
         _, member_token = create_token(conn, "member", member, name="make run")
