@@ -12,10 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from openflix.registry.artifacts import S3Artifacts
 
 STARTUP_TIMEOUT = 30.0
 """Seconds to wait for the moto server to answer."""
@@ -96,3 +99,15 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield endpoint
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def s3_store(moto_s3: str) -> Iterator[S3Artifacts]:
+    """A store in a fresh bucket of the moto server, under prefix ``models/v1``."""
+    store = S3Artifacts(f"openflix-test-{uuid.uuid4().hex[:12]}", "models/v1")
+    store.ensure_bucket()
+    yield store
+    listed = store.client.list_objects_v2(Bucket=store.bucket)
+    for obj in listed.get("Contents", []):
+        store.client.delete_object(Bucket=store.bucket, Key=obj["Key"])
+    store.client.delete_bucket(Bucket=store.bucket)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -46,18 +45,6 @@ def visible_files(root: Path) -> list[str]:
     return sorted(
         p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
     )
-
-
-@pytest.fixture
-def s3_store(moto_s3: str) -> Iterator[S3Artifacts]:
-    """A store in a fresh bucket of the moto server, under prefix ``models/v1``."""
-    store = S3Artifacts(f"openflix-test-{uuid.uuid4().hex[:12]}", "models/v1")
-    store.ensure_bucket()
-    yield store
-    listed = store.client.list_objects_v2(Bucket=store.bucket)
-    for obj in listed.get("Contents", []):
-        store.client.delete_object(Bucket=store.bucket, Key=obj["Key"])
-    store.client.delete_bucket(Bucket=store.bucket)
 
 
 @pytest.fixture(params=["local", "s3"])
