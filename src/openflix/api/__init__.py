@@ -8,6 +8,7 @@ from apiflask import APIFlask
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
+from werkzeug.routing import IntegerConverter, Map
 
 from openflix import __version__
 from openflix.services.platform import Platform
@@ -22,6 +23,14 @@ def _rate_key() -> str:
     if header.lower().startswith("bearer ") and header[7:].strip():
         return "token:" + digest(header[7:].strip())
     return "ip:" + (request.remote_addr or "unknown")
+
+
+class _IdConverter(IntegerConverter):
+    """``<int:…>`` up to the largest BIGINT: a larger id names nothing stored (404), not a database error."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(
@@ -50,6 +59,7 @@ def create_app(
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
     )
     app.config.update(config or {})
+    app.url_map.converters["int"] = _IdConverter
     app.extensions["openflix"] = platform
     problems.install(app)
     ops.instrument(app)

@@ -9,12 +9,22 @@ from apiflask import APIBlueprint
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require
 from openflix.api.context import platform
+from openflix.errors import NotFoundError
 from openflix.registry.ab import cell_counts, create_test, get_test, stop_test
 from openflix.registry.versions import get_version, list_versions, promote, rollback
 from openflix.store.db import translating
 from openflix.store.tokens import Role
 
 bp = APIBlueprint("models", __name__, tag="Models")
+
+MAX_VERSION = 2**31 - 1
+"""Version ids are 32-bit INTEGER in the store: PostgreSQL refuses to compare with a larger one."""
+
+
+def _stored(version_id: int) -> int:
+    if version_id > MAX_VERSION:
+        raise NotFoundError(f"model version {version_id} does not exist")
+    return version_id
 
 
 @bp.get("/models")
@@ -37,7 +47,7 @@ def version(version_id: int) -> dict[str, Any]:
     require(Role.OPERATOR)
     engine = platform().engine
     with translating(engine), engine.connect() as conn:
-        return get_version(conn, version_id).__dict__
+        return get_version(conn, _stored(version_id)).__dict__
 
 
 @bp.post("/models/<int:version_id>/promote")
@@ -49,7 +59,7 @@ def promote_version(version_id: int) -> dict[str, Any]:
     require(Role.ADMIN)
     engine = platform().engine
     with translating(engine), engine.begin() as conn:
-        return promote(conn, version_id).__dict__
+        return promote(conn, _stored(version_id)).__dict__
 
 
 @bp.post("/models/rollback")

@@ -79,7 +79,14 @@ def readyz() -> Any:
 
 
 @bp.get("/metrics")
-@bp.doc(responses={200: "Prometheus text format (text/plain)"})
+@bp.doc(
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+)
 def metrics() -> Response:
     """Prometheus metrics of this process (of all Gunicorn workers under ``openflix serve``)."""
     from prometheus_client import REGISTRY

@@ -21,9 +21,11 @@ from openflix.errors import (
     UnavailableError,
 )
 
-__all__ = ["install", "problem", "status_of"]
+__all__ = ["MEDIA_TYPE", "install", "problem", "status_of"]
 
 log = logging.getLogger("openflix.api")
+
+MEDIA_TYPE = "application/problem+json"
 
 TITLES = {
     400: "Bad Request",
@@ -71,7 +73,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="openflix"'
     for k, v in (headers or {}).items():
@@ -80,7 +82,9 @@ def problem(
 
 
 def install(app: APIFlask) -> None:
-    """Register the handlers that turn every error into problem details."""
+    """Register the handlers that turn every error into problem details, and document their media type."""
+
+    app.spec_processor(_document_problems)
 
     @app.error_processor
     def _http_error(error: HTTPError) -> Response:
@@ -114,6 +118,29 @@ def install(app: APIFlask) -> None:
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error")
         return problem(500, "an internal error occurred; it has been logged")
+
+
+def _document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+    """Document errors as they are served: ``application/problem+json``, and 400 for a body not JSON.
+
+    APIFlask documents every response as ``application/json`` and knows nothing of the 400 that a
+    malformed JSON body gets.
+    """
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "requestBody" in operation and "400" not in responses:
+                responses["400"] = {
+                    "description": "The body is not valid JSON",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if str(status)[:1] in ("4", "5") and "application/json" in content:
+                    content[MEDIA_TYPE] = content.pop("application/json")
+    return spec
 
 
 def _summary(errors: Any) -> str:

@@ -172,13 +172,22 @@ class VersionOut(Schema):
     in_production = Boolean(required=True)
 
 
+class VersionItem(VersionOut):
+    """A version as listed by ``GET /models``.
+
+    A class of its own: were ``VersionsOut`` to nest :class:`VersionOut`, apispec would register
+    ``VersionOut`` twice (once nested, once as ``GET /models/{id}``'s output), warn, and name one
+    copy ``VersionOut1``.
+    """
+
+
 class VersionsOut(Schema):
-    items = List(Nested(VersionOut), required=True)
+    items = List(Nested(VersionItem), required=True)
 
 
 class CellIn(Schema):
     name = String(required=True, validate=Length(1, 50))
-    version = Integer(required=True, validate=Range(1, 2**31))
+    version = Integer(required=True, validate=Range(1, 2**31 - 1))
     weight = Float(load_default=1.0, validate=Range(min=0.0, min_inclusive=False, max=1e6))
 
 
