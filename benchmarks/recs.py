@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -163,8 +164,9 @@ def write_doc(out: Path, sections: Sequence[str]) -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = ""
-    if out.exists() and "## Scale" in out.read_text():
-        kept = "\n## Scale" + out.read_text().split("## Scale", 1)[1]
+    if out.exists():  # sections of the other benchmark scripts stay
+        found = re.search(r"^## (Scale|API)\b", out.read_text(), flags=re.MULTILINE)
+        kept = "\n" + out.read_text()[found.start() :] if found else ""
     out.write_text(header + "\n" + "\n\n".join(sections) + "\n" + kept)
 
 

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _doc import write_section
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,9 +102,7 @@ def main() -> int:
         "Netflix Prize's shape (480,189 members, 17,770 titles), written in its layout and parsed back; one "
         "fresh process per row; peak MB is the process's maximum resident memory.\n\n" + table + "\n"
     )
-    text = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-    text = text.split(MARK)[0].rstrip() + "\n\n" + section
-    args.out.write_text(text)
+    write_section(args.out, MARK, section)
     return 0
 
 

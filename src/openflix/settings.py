@@ -14,7 +14,7 @@ variable                   meaning                                      default
 ``OPENFLIX_RATE_LIMIT``    requests allowed per token                   ``6000/minute``
 ``OPENFLIX_MAX_BODY_MB``   largest request body accepted (MB)           ``16``
 ``OPENFLIX_MODEL_POLL``    how often servers look for a promotion (s)   ``2.0``
-``OPENFLIX_RETRAIN_AT``    daily retrain time, HH:MM UTC (empty: off)   ``03:00``
+``OPENFLIX_RETRAIN_AT``    daily retrain time, HH:MM UTC, or ``off``    ``03:00``
 =========================  ===========================================  ==========================
 """
 

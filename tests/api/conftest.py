@@ -67,7 +67,7 @@ def make_settings(database_url: str, artifacts: str, **changes: Any) -> Settings
         "regions": "us,gb",
         "model": "sequential",
         "model_poll": 0.05,
-        "retrain_at": "",
+        "retrain_at": "off",
         "rate_limit": "100000/minute",
     }
     values.update(changes)

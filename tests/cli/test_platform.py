@@ -18,7 +18,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
         "OPENFLIX_REDIS_URL": "",
-        "OPENFLIX_RETRAIN_AT": "",
+        "OPENFLIX_RETRAIN_AT": "off",
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)

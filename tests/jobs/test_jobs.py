@@ -102,7 +102,7 @@ def test_rq_jobs_run_on_a_worker_process(tmp_path: Path, store_data: Interaction
         "OPENFLIX_DATABASE_URL": db,
         "OPENFLIX_REDIS_URL": redis_url,
         "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
-        "OPENFLIX_RETRAIN_AT": "",
+        "OPENFLIX_RETRAIN_AT": "off",
     }
     cli = [sys.executable, "-m", "openflix", "worker", "--burst"]
     done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=180, check=False)

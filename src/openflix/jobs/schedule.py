@@ -43,9 +43,9 @@ def next_run(now: datetime, at: str) -> datetime:
 
 
 def start_clock(platform: Platform) -> threading.Thread | None:
-    """Start the clock thread of this process (``None`` when ``OPENFLIX_RETRAIN_AT`` is empty)."""
+    """Start the clock thread of this process (``None`` when ``OPENFLIX_RETRAIN_AT`` is ``off``)."""
     at = platform.settings.retrain_at.strip()
-    if not at:
+    if not at or at.lower() == "off":
         return None
     parse_time(at)
     stop = threading.Event()

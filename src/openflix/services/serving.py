@@ -9,9 +9,11 @@ promotion or a rollback never fails a request.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._loading: set[int] = set()
         self._cache = Path(tempfile.mkdtemp(prefix="openflix-serving-"))
+        weakref.finalize(self, shutil.rmtree, self._cache, True)
 
     @property
     def production(self) -> int | None:

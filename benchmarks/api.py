@@ -1,0 +1,469 @@
+"""Latency and throughput of the home endpoint, in process and over HTTP behind Gunicorn.
+
+Prepares a fresh SQLite database in a temporary directory the way ``openflix demo --no-serve``
+(``make run``) does — the bundled MovieLens latest-small imported, the default model trained and
+promoted — plus an operator token, with the rate limit raised so it never refuses.  Then:
+
+* in process: ``create_app()``'s test client asks ``/members/{id}/home`` of every member once
+  (after a warm-up request), and the service call alone (``platform.home.home``) does the same;
+* over HTTP: Gunicorn with a fixed number of workers and threads, loaded by ``wrk`` for a fixed
+  duration against ``/healthz`` and against ``/members/{id}/home`` rotating over every member.
+
+The tables go to stdout and to ``docs/benchmarks.md`` (section "API").
+
+    python benchmarks/api.py [--workers 2] [--threads 1] [--connections 16] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+
+from _doc import write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "## API"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+RATE_LIMIT = "100000000/minute"
+P99_TARGET_MS = 20.0
+RATIO_TARGET = 0.7
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- set-up -------------------------------------------------------------------------------------
+
+
+def bench_env(tmp: Path) -> dict[str, str]:
+    """The ``OPENFLIX_*`` variables of every process of the run: a database and artifacts in ``tmp``."""
+    return {
+        "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp / 'openflix.db'}",
+        "OPENFLIX_ARTIFACTS": str(tmp / "artifacts"),
+        "OPENFLIX_RATE_LIMIT": RATE_LIMIT,
+        "OPENFLIX_REDIS_URL": "",
+        # A blank (not empty: empty means the default) retrain time: no nightly retrain mid-run.
+        "OPENFLIX_RETRAIN_AT": "off",
+        "TMPDIR": str(tmp / "tmp"),
+    }
+
+
+def prepare(tmp: Path, env: dict[str, str]) -> tuple[str, list[int]]:
+    """Run ``openflix demo --no-serve`` in ``tmp``; return an operator token and every member id."""
+    from openflix.settings import bundled_data
+
+    (tmp / "metrics").mkdir()
+    (tmp / "tmp").mkdir()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "openflix", "demo", "--no-serve", "--data", str(bundled_data())],
+        cwd=tmp,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        log(proc.stdout + proc.stderr)
+        raise SystemExit(f"openflix demo --no-serve failed (exit {proc.returncode})")
+    for line in proc.stdout.splitlines():
+        if line.startswith(("imported", "trained")):
+            log(f"  {line}")
+    log(f"prepared the database in {time.perf_counter() - t0:.1f} s")
+
+    from sqlalchemy import select
+
+    from openflix.store.db import connect, translating
+    from openflix.store.schema import Member
+    from openflix.store.tokens import create_token
+
+    engine = connect(env["OPENFLIX_DATABASE_URL"])
+    with translating(engine), engine.begin() as conn:
+        _, token = create_token(conn, "operator", name="benchmarks/api.py")
+        members = [int(m) for m in conn.scalars(select(Member.id).order_by(Member.id))]
+    engine.dispose()
+    return token, members
+
+
+# --- in process ---------------------------------------------------------------------------------
+
+
+def percentiles(ms: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(ms, dtype=float)
+    return {
+        "n": float(len(a)),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+    }
+
+
+def timed(call: Callable[[int], object], members: Sequence[int]) -> list[float]:
+    out = []
+    for m in members:
+        t0 = time.perf_counter()
+        call(m)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def in_process(token: str, members: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Every member's home through the test client, then through the service alone (ms)."""
+    from openflix.api import create_app
+    from openflix.settings import Settings
+
+    app = create_app(Settings.from_env())
+    platform_ = app.extensions["openflix"]
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    bad: list[tuple[int, int]] = []
+
+    def via_http(member: int) -> None:
+        response = client.get(f"/members/{member}/home", headers=headers)
+        if response.status_code != 200:
+            bad.append((member, response.status_code))
+
+    t0 = time.perf_counter()
+    via_http(members[0])
+    first = (time.perf_counter() - t0) * 1000
+    log(f"in process: first (warm-up) request {first:.0f} ms")
+    client_ms = timed(via_http, members)
+    if bad:
+        raise SystemExit(f"in process: {len(bad)} requests failed, e.g. member/status {bad[:5]}")
+    service_ms = timed(lambda m: platform_.home.home(m), members)
+    platform_.close()
+    return {"test client": percentiles(client_ms), "service call": percentiles(service_ms)}
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    socket_detail: str
+
+
+UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def to_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)([a-z]+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * UNITS_MS[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """The figures of ``wrk --latency``'s report."""
+
+    def find(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, output, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"wrk's report has no {pattern!r}:\n{output}")
+        return match
+
+    socket_errors = re.search(r"Socket errors: (.*)$", output, re.MULTILINE)
+    detail = socket_errors.group(1).strip() if socket_errors else "none"
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return WrkResult(
+        rps=float(find(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        requests=int(find(r"^\s*(\d+) requests in").group(1)),
+        p50_ms=to_ms(find(r"^\s+50%\s+(\S+)").group(1)),
+        p99_ms=to_ms(find(r"^\s+99%\s+(\S+)").group(1)),
+        max_ms=to_ms(find(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)").group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in re.findall(r"\d+", detail)),
+        socket_detail=detail,
+    )
+
+
+LUA = """-- generated by benchmarks/api.py: every member's home, in turn, per thread from its own offset
+local ids = {%(ids)s}
+local n = #ids
+local threads = 0
+local i = 0
+wrk.headers["Authorization"] = "Bearer %(token)s"
+
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  i = ((offset or 0) * 7919) %% n
+end
+
+request = function()
+  i = i %% n + 1
+  return wrk.format("GET", "/members/" .. ids[i] .. "/home")
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str, token: str | None = None, timeout: float = 10.0) -> int:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def start_gunicorn(
+    tmp: Path, env: dict[str, str], bind: str, workers: int, threads: int
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:openflix.gunicorn_conf",
+        "openflix.api.wsgi:app",
+    ]
+    server_env = {
+        **os.environ,
+        **env,
+        "OPENFLIX_BIND": bind,
+        "OPENFLIX_WORKERS": str(workers),
+        "OPENFLIX_THREADS": str(threads),
+        "OPENFLIX_LOG_LEVEL": "warning",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+    server_env.pop("GUNICORN_CMD_ARGS", None)
+    with open(tmp / "gunicorn.log", "wb") as logfile:
+        return subprocess.Popen(
+            cmd, cwd=tmp, env=server_env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_gunicorn(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # workers left behind by a master that died
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], tmp: Path, timeout: float = 180.0) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            log((tmp / "gunicorn.log").read_text(errors="replace")[-4000:])
+            raise SystemExit(f"gunicorn exited with {proc.returncode} before it was ready")
+        if get(f"{base}/readyz", timeout=2) == 200:
+            return time.perf_counter() - t0
+        time.sleep(0.25)
+    raise SystemExit(f"gunicorn not ready after {timeout:.0f} s; see {tmp / 'gunicorn.log'}")
+
+
+def run_wrk(url: str, args: argparse.Namespace, duration: float, script: Path | None = None) -> str:
+    cmd = [WRK, f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    proc = subprocess.run([*cmd, url], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk failed (exit {proc.returncode}): {proc.stderr}{proc.stdout}")
+    return proc.stdout
+
+
+def over_http(
+    tmp: Path, env: dict[str, str], token: str, members: Sequence[int], args: argparse.Namespace
+) -> dict[str, WrkResult]:
+    ids = ",".join(str(m) for m in members)
+    script = tmp / "home.lua"
+    script.write_text(LUA % {"ids": ids, "token": token})
+    bind = f"127.0.0.1:{free_port()}"
+    base = f"http://{bind}"
+    proc = start_gunicorn(tmp, env, bind, args.workers, args.threads)
+    try:
+        log(f"gunicorn: {args.workers} workers x {args.threads} threads on {bind}")
+        log(f"  /readyz 200 after {wait_ready(base, proc, tmp):.1f} s")
+        t0 = time.perf_counter()
+        status = get(f"{base}/members/{members[0]}/home", token)
+        log(f"  first home request: {status} in {(time.perf_counter() - t0) * 1000:.0f} ms")
+        if status != 200:
+            raise SystemExit(f"GET /members/{members[0]}/home answered {status}")
+        if args.warmup > 0:  # every worker past its first requests (and the last one booted)
+            log(f"  warm-up: wrk on the home endpoint for {args.warmup:g} s")
+            warm = parse_wrk(run_wrk(base + "/", args, args.warmup, script))
+            log(f"    {warm.rps:,.0f} requests/s, p99 {warm.p99_ms:.1f} ms, max {warm.max_ms:.0f} ms")
+        results = {}
+        for name, url, lua in (
+            ("/healthz", f"{base}/healthz", None),
+            ("/members/{id}/home", base + "/", script),
+        ):
+            log(f"  wrk {name} for {args.duration:g} s")
+            output = run_wrk(url, args, args.duration, lua)
+            (tmp / f"wrk-{len(results)}.txt").write_text(output)
+            results[name] = r = parse_wrk(output)
+            log(
+                f"    {r.rps:,.0f} requests/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
+                f"non-2xx/3xx {r.non_2xx}, socket errors {r.socket_detail}"
+            )
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode} during the run")
+        errors = [line for line in (tmp / "gunicorn.log").read_text(errors="replace").splitlines() if line]
+        if errors:
+            log(f"  gunicorn logged {len(errors)} lines, the last ones:")
+            for line in errors[-10:]:
+                log(f"    {line}")
+        return results
+    finally:
+        stop_gunicorn(proc)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def versions() -> str:
+    import gunicorn
+
+    wrk = subprocess.run([WRK, "--version"], capture_output=True, text=True, check=False)
+    wrk_version = (wrk.stdout + wrk.stderr).split()[1] if (wrk.stdout + wrk.stderr).split() else "?"
+    return f"Python {platform.python_version()}, Gunicorn {gunicorn.__version__}, wrk {wrk_version}"
+
+
+def section(
+    args: argparse.Namespace,
+    command: str,
+    n_members: int,
+    model: str,
+    local: dict[str, dict[str, float]],
+    http: dict[str, WrkResult],
+    load: tuple[float, float, float],
+) -> str:
+    cores = os.cpu_count()
+    rows = [
+        "| path | requests | p50 ms | p90 ms | p99 ms | max ms | p99 ≤ 20 ms |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, p in local.items():
+        ok = "yes" if p["p99"] <= P99_TARGET_MS else "**no**"
+        rows.append(
+            f"| {name} | {int(p['n']):,} | {p['p50']:.2f} | {p['p90']:.2f} | {p['p99']:.2f} | "
+            f"{p['max']:.2f} | {ok if name == 'test client' else ''} |"
+        )
+    local_table = "\n".join(rows)
+    rows = [
+        "| endpoint | requests/s | requests | p50 ms | p99 ms | max ms | non-2xx/3xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, r in http.items():
+        rows.append(
+            f"| `{name}` | {r.rps:,.0f} | {r.requests:,} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.max_ms:.1f} | {r.non_2xx} | {r.socket_detail} |"
+        )
+    http_table = "\n".join(rows)
+    health, home = http["/healthz"], http["/members/{id}/home"]
+    ratio = home.rps / health.rps if health.rps else float("nan")
+    errors = sum(r.non_2xx + r.socket_errors for r in http.values())
+    verdict = "met" if ratio >= RATIO_TARGET and errors == 0 else "**not met**"
+    return (
+        f"{MARK}\n\n"
+        f"Produced by `make bench-api` (`{command}`) on {datetime.now(UTC):%Y-%m-%d}; {versions()}; "
+        f"{cores} cores, load average {load[0]:.2f} when the run started. The database is a fresh SQLite "
+        "file set up as `openflix demo --no-serve` does: the bundled MovieLens latest-small "
+        f"({n_members:,} members) imported, `{model}` trained and promoted; requests carry an operator "
+        "token and the rate limit is raised out of the way.\n\n"
+        f"### In process: `/members/{{id}}/home` of every member once, after one warm-up request\n\n"
+        "The test client of `create_app()` (routing, auth, validation, JSON) and the service call "
+        "`platform.home.home(id)` alone (database reads, scoring, rows), one request at a time; "
+        f"target p99 ≤ {P99_TARGET_MS:g} ms.\n\n"
+        f"{local_table}\n\n"
+        f"### Over HTTP: Gunicorn behind wrk\n\n"
+        f"Gunicorn {args.workers} workers × {args.threads} thread(s) (gthread); "
+        f"`wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration:g}s --latency`, one run per "
+        f"endpoint after a {args.warmup:g} s warm-up on the home endpoint; the home run asks every member's "
+        f"page in turn. wrk and Gunicorn share this machine's {cores} cores, so the figures are a floor "
+        "for a server with its own cores.\n\n"
+        f"{http_table}\n\n"
+        f"Home / healthz requests per second: **{ratio:.2f}** (target ≥ {RATIO_TARGET:g} with 0 errors: "
+        f"{verdict}).\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="Gunicorn workers (default 2).")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per Gunicorn worker (default 1).")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16).")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2).")
+    parser.add_argument("--duration", type=float, default=20.0, help="Seconds per wrk run (default 20).")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds of wrk warm-up (default 3).")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory (logs, database).")
+    args = parser.parse_args(argv)
+    if not Path(WRK).exists():
+        raise SystemExit("wrk not found: apt-get install wrk")
+    command = shlex.join(["python", "benchmarks/api.py", *(sys.argv[1:] if argv is None else argv)])
+    load = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="openflix-bench-api-"))
+    try:
+        env = bench_env(tmp)
+        os.environ.update(env)
+        tempfile.tempdir = env["TMPDIR"]  # the serving model cache of this process too
+        from openflix.settings import Settings
+
+        model = Settings.from_env().model
+        log(f"preparing {tmp} (latest-small, {model})")
+        token, members = prepare(tmp, env)
+        log(f"in process: {len(members):,} members")
+        local = in_process(token, members)
+        for name, p in local.items():
+            log(f"  {name}: p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms, max {p['max']:.2f} ms")
+        http = over_http(tmp, env, token, members, args)
+        text = section(args, command, len(members), model, local, http, load)
+    finally:
+        tempfile.tempdir = None
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(text)
+    write_section(args.out, MARK, text)
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
