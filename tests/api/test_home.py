@@ -63,14 +63,14 @@ def test_only_titles_available_in_the_members_region(served: Served) -> None:
     elsewhere = "gb" if region == "us" else "us"
     for title_id in shown[:5]:
         served.put(f"/titles/{title_id}/availability", served.operator, json={"regions": [elsewhere]})
-    served.platform.home._cache.clear()  # availability is cached per process for a minute
+    served.platform.home.forget()  # availability is cached per process for a minute
     try:
         after = {t for ids in _rows(_home(served, served.other_id, served.other)).values() for t in ids}
         assert not after & set(shown[:5])
     finally:
         for title_id in shown[:5]:
             served.put(f"/titles/{title_id}/availability", served.operator, json={"regions": ["gb", "us"]})
-        served.platform.home._cache.clear()
+        served.platform.home.forget()
 
 
 def test_a_new_event_changes_the_rows_at_the_next_request(served: Served) -> None:

@@ -77,7 +77,7 @@ def test_ab_test_splits_members_deterministically_and_counts_recommended_plays(s
     r = served.post("/ab-tests", served.admin, json=body)
     assert r.status_code == 201, r.get_json()
     assert served.post("/ab-tests", served.admin, json={**body, "name": "second"}).status_code == 409
-    served.platform.home._cache.clear()
+    served.platform.home.forget()
     try:
         cells = {}
         for member_id, token in ((served.member_id, served.member), (served.other_id, served.other)):
@@ -117,4 +117,4 @@ def test_ab_test_splits_members_deterministically_and_counts_recommended_plays(s
         assert counts[cells[served.member_id]] == (1, 3)
     finally:
         served.post(f"/ab-tests/{body['name']}/stop", served.admin)
-        served.platform.home._cache.clear()
+        served.platform.home.forget()

@@ -105,3 +105,17 @@ def test_an_unreachable_database_is_unavailable_not_a_traceback() -> None:
     with pytest.raises(UnavailableError, match="cannot be reached"):
         upgrade(engine)
     engine.dispose()
+
+
+def test_migrations_upgrade_a_database_of_the_first_schema_keeping_its_rows(database_url: str) -> None:
+    engine = connect(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO members (id, name, region, country, created_at) VALUES (7, 'm', 'us', 'US', 0)"
+        )
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(select(Member.id, Member.revision)).all() == [(7, 0)]
+    engine.dispose()

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from openflix.recs.history import History
+from openflix.recs.models._topn import top_n_row
 from openflix.recs.models.base import Recommender
 
 __all__ = ["HomeRow", "RowContext", "home_rows"]
@@ -82,13 +83,8 @@ class RowContext:
 
 def _best(scores: npt.NDArray[np.float32], n: int) -> tuple[int, ...]:
     """Indices of the ``n`` highest finite scores, best first (ties: lower index first)."""
-    finite = np.flatnonzero(np.isfinite(scores))
-    if finite.size == 0:
-        return ()
-    k = min(n, finite.size)
-    part = finite[np.argpartition(-scores[finite], k - 1)[:k]] if finite.size > k else finite
-    order = np.lexsort((part, -scores[part]))
-    return tuple(int(i) for i in part[order])
+    items, _ = top_n_row(scores, n)
+    return tuple(int(i) for i in items[items >= 0])
 
 
 def home_rows(

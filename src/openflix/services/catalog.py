@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from openflix.errors import DataError
 from openflix.recs.data import Interactions
@@ -152,6 +152,8 @@ def import_interactions(
             progress=lambda done, total: say(f"events: {done:,} of {total:,}"),
         )
         added = (conn.scalar(select(func.count()).select_from(Event)) or 0) - before
+        if added:  # events of many members changed: every cached home page is stale
+            conn.execute(update(Member).values(revision=Member.revision + 1))
     return ImportReport(
         titles=int(new_t.sum()),
         members=len(new_m),

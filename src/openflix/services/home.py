@@ -1,14 +1,18 @@
 """The home page use case: a member's rows from their events in the store and the served model.
 
-The member's events are read at every request and folded into the model,
-so a new play or rating changes the rows on the next request — no
-retraining.  What changes slowly is cached per process for ``ttl`` seconds:
-a region's available titles, its top 10, and the running A/B test.
+The member's events are folded into the model, so a new play or rating
+changes the rows on the next request — no retraining.  A built page is kept
+per process, keyed by the member's ``revision`` (bumped with every new
+event of theirs), the model version and the A/B cell: a new event, a
+promotion or a new test makes it stale at once.  What changes slowly is
+cached for ``ttl`` seconds: a region's available titles, its top 10, the
+running A/B test — and so the pages built from them.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,7 +25,7 @@ from sqlalchemy import Connection, Engine, select
 from openflix.recs.rows import home_rows
 from openflix.registry.ab import TestInfo, active_test, assign
 from openflix.services.serving import ModelHolder, Served
-from openflix.store.catalog import TitleRow, get_member, titles_by_id
+from openflix.store.catalog import MemberRow, TitleRow, get_member, titles_by_id
 from openflix.store.db import translating
 from openflix.store.events import latest_time, member_events, top_titles
 from openflix.store.schema import TitleRegion
@@ -35,6 +39,8 @@ FINISHED = 0.9
 """A play that reached this share of the duration counts as finished."""
 HISTORY_EVENTS = 1_000
 """The newest events of a member folded into the model."""
+PAGES_KEPT = 20_000
+"""Built home pages kept per process (least recently built dropped first)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class HomeService:
         self.holder = holder
         self.ttl = ttl
         self._cache: dict[Any, tuple[float, Any]] = {}
+        self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
 
     def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> T:
         hit = self._cache.get(key)
@@ -106,6 +113,11 @@ class HomeService:
     def _test(self, conn: Connection) -> TestInfo | None:
         return self._cached(("ab",), lambda: active_test(conn), ttl=min(self.ttl, 5.0))
 
+    def forget(self) -> None:
+        """Drop every cached value and page, as if ``ttl`` seconds had passed."""
+        self._cache.clear()
+        self._pages.clear()
+
     def warm_up(self) -> None:
         """Load the production model and run its scoring once (compiles kernels before traffic)."""
         served = self.holder.current()
@@ -115,7 +127,6 @@ class HomeService:
         """The rows of ``member_id``'s home page (see :mod:`openflix.recs.rows`)."""
         with translating(self.engine), self.engine.connect() as conn:
             member = get_member(conn, member_id)
-            events = member_events(conn, member_id, limit=HISTORY_EVENTS)
             test = self._test(conn)
             cell = None
             if test is not None:
@@ -124,31 +135,40 @@ class HomeService:
                 served = self.holder.get(test.cells[j].version)
             else:
                 served = self.holder.current()
-            available = self._available(conn, served, member.region)
-            top = self._top10(conn, member.region)
-            idx = (
-                served.indices(events["title_id"].to_numpy(np.int64))
-                if len(events)
-                else np.empty(0, np.int64)
-            )
-            known = idx >= 0
-            cw_ids = continue_watching(events)
-            cw = served.indices(cw_ids)
-            rows = home_rows(
-                served.model,
-                served.context,
-                idx[known],
-                events["ts"].to_numpy(np.int64)[known] if len(events) else None,
-                available,
-                continue_watching=cw[cw >= 0],
-                top_region=(lambda t: t[t >= 0])(served.indices(top)),
-                region=member.region,
-                n=n,
-            )
-            ids = np.asarray(served.model.item_ids)
-            wanted = sorted({int(ids[i]) for r in rows for i in r.items})
-            titles = titles_by_id(conn, wanted)
-        page = [
+            key = (member_id, member.revision, served.version, cell, n)
+            hit = self._pages.get(key)
+            now = time.monotonic()
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+            page = self._build(conn, member, served, cell, n)
+        self._pages[key] = (now, page)
+        while len(self._pages) > PAGES_KEPT:
+            self._pages.popitem(last=False)
+        return page
+
+    def _build(
+        self, conn: Connection, member: MemberRow, served: Served, cell: str | None, n: int
+    ) -> HomePage:
+        """Fold the member's newest events into ``served`` and cut the scores into rows."""
+        events = member_events(conn, member.id, limit=HISTORY_EVENTS)
+        idx = served.indices(events["title_id"].to_numpy(np.int64)) if len(events) else np.empty(0, np.int64)
+        known = idx >= 0
+        continuing = served.indices(continue_watching(events))
+        top = served.indices(self._top10(conn, member.region))
+        rows = home_rows(
+            served.model,
+            served.context,
+            idx[known],
+            events["ts"].to_numpy(np.int64)[known] if len(events) else None,
+            self._available(conn, served, member.region),
+            continue_watching=continuing[continuing >= 0],
+            top_region=top[top >= 0],
+            region=member.region,
+            n=n,
+        )
+        ids = np.asarray(served.model.item_ids)
+        titles = titles_by_id(conn, sorted({int(ids[i]) for r in rows for i in r.items}))
+        rows_out = [
             {
                 "id": r.id,
                 "title": r.title,
@@ -157,7 +177,7 @@ class HomeService:
             }
             for r in rows
         ]
-        return HomePage(member_id, member.region, served.version, cell, page)
+        return HomePage(member.id, member.region, served.version, cell, rows_out)
 
 
 def _title(t: TitleRow) -> dict[str, Any]:

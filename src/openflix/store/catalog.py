@@ -40,6 +40,7 @@ class MemberRow:
     name: str
     region: str
     country: str
+    revision: int = 0
 
 
 def _genres(text: str) -> list[str]:
@@ -121,4 +122,4 @@ def get_member(conn: Connection, member_id: int) -> MemberRow:
     m = conn.execute(select(Member.__table__).where(Member.id == member_id)).first()
     if m is None:
         raise NotFoundError(f"member {member_id} does not exist")
-    return MemberRow(m.id, m.name, m.region, m.country)
+    return MemberRow(m.id, m.name, m.region, m.country, m.revision)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from openflix.errors import ConflictError, DataError
 from openflix.store.bulk import insert_statement
@@ -80,6 +80,8 @@ def add_events(conn: Connection, events: Sequence[EventIn]) -> list[tuple[int, b
         rows.append(row)
     if rows:
         conn.execute(insert_statement(conn, Event.__table__), rows)  # type: ignore[arg-type]
+        touched = sorted({int(r["member_id"]) for r in rows})
+        conn.execute(update(Member).where(Member.id.in_(touched)).values(revision=Member.revision + 1))
     stored = _by_key(conn, keys)
     out = []
     for i, (e, k) in enumerate(zip(events, keys, strict=True)):

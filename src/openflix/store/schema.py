@@ -69,6 +69,8 @@ class Member(Base):
     region: Mapped[str] = mapped_column(String(16), index=True)
     country: Mapped[str] = mapped_column(String(2), default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bumped whenever the member's events change (cached home pages compare it)."""
 
 
 class Event(Base):

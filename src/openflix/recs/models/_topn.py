@@ -44,5 +44,35 @@ def top_n(scores: npt.NDArray[np.floating], n: int) -> tuple[npt.NDArray[np.int6
     items = np.empty((b, n), dtype=np.int64)
     vals = np.empty((b, n), dtype=np.float32)
     if n > 0 and b > 0:
-        _top_n_rows(s, items, vals)
+        if b <= FEW_ROWS:  # one member at a request: a partition beats the insertion kernel
+            for r in range(b):
+                items[r], vals[r] = top_n_row(s[r], n)
+        else:
+            _top_n_rows(s, items, vals)
+    return items, vals
+
+
+FEW_ROWS = 4
+"""Up to this many rows, :func:`top_n` partitions each row with NumPy instead of the compiled kernel."""
+
+
+def top_n_row(row: npt.NDArray[np.floating], n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Best ``n`` of one row ``(m,)``, exactly as :func:`top_n` ranks them (ties: lower index first).
+
+    O(m) with ``np.partition``: the n-th largest value is found first, then
+    every larger value and the lowest-indexed equal ones are sorted.
+    """
+    valid = np.flatnonzero(~np.isnan(row) & (row > -np.inf))
+    if valid.size > n:
+        values = row[valid]
+        kth = np.partition(values, values.size - n)[values.size - n]
+        above = valid[values > kth]
+        equal = valid[values == kth][: n - above.size]
+        valid = np.concatenate([above, equal])
+    order = np.lexsort((valid, -row[valid]))
+    chosen = valid[order]
+    items = np.full(n, -1, dtype=np.int64)
+    vals = np.full(n, -np.inf, dtype=np.float32)
+    items[: chosen.size] = chosen
+    vals[: chosen.size] = row[chosen]
     return items, vals
