@@ -20,7 +20,6 @@ from openflix.services.training import train_version
 from tests.api.conftest import Served, make_settings, serve_platform
 from tests.servers import free_port
 
-
 CONF = "python:openflix.gunicorn_conf"
 
 
