@@ -121,15 +121,9 @@ def test_api_conforms_to_its_schema(case: Any, served: Served, stored: dict[str,
         case.path_parameters = _swap_ids(case.path_parameters, stored)
     if isinstance(case.body, dict):
         case.body = _swap_ids(case.body, stored)
-    import collections, atexit
-    global _C
-    try: _C
-    except NameError:
-        _C = collections.Counter(); atexit.register(lambda: print(*sorted(_C.items()), sep="\n"))
-    r = case.call_and_validate(
+    case.call_and_validate(
         headers={"Authorization": f"Bearer {served.admin}"}, checks=CHECKS, app=served.client.application
     )
-    if served.backend == "sqlite": _C[(case.operation.label, r.status_code)] += 1
 
 
 def test_document_is_openapi_3_with_the_main_paths(served: Served) -> None:
@@ -181,3 +175,15 @@ def test_a_cell_of_a_version_beyond_the_store_is_invalid(served: Served) -> None
     cells = [{"name": "a", "version": 1}, {"name": "b", "version": 2**31}]
     r = served.post("/ab-tests", served.admin, json={"name": "too-far", "cells": cells})
     assert r.status_code == 422 and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/titles?region=u%00s", "/ab-tests/a%00b", "/jobs/a%00b"])
+def test_nul_characters_are_refused_not_a_database_error(served: Served, path: str) -> None:
+    r = served.get(path, served.admin)
+    assert r.status_code in (404, 422) and r.mimetype == "application/problem+json", r.get_data(as_text=True)
+
+
+def test_nul_characters_in_a_body_are_invalid(served: Served) -> None:
+    event = {"member_id": served.member_id, "title_id": 1, "kind": "play", "device": "t\u0000v"}
+    r = served.post("/events", served.admin, json=event)
+    assert r.status_code == 422 and "device" in r.get_json()["detail"], r.get_data(as_text=True)

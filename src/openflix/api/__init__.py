@@ -8,7 +8,7 @@ from apiflask import APIFlask
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import IntegerConverter, Map, UnicodeConverter
 
 from openflix import __version__
 from openflix.services.platform import Platform
@@ -33,6 +33,14 @@ class _IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class _TextConverter(UnicodeConverter):
+    """``<name>`` without NUL characters: PostgreSQL text cannot hold them, so such a name is unknown."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -43,8 +51,14 @@ def create_app(
     from openflix.api import catalog, jobs, members, models, ops, problems, schemas, web
 
     platform = platform or Platform(settings or Settings.from_env())
+    # No static folder of the app's own: its /static route would shadow the web blueprint's (home.js).
     app = APIFlask(
-        "openflix", title="openflix API", version=__version__, spec_path="/openapi.json", docs_path="/docs"
+        "openflix",
+        title="openflix API",
+        version=__version__,
+        spec_path="/openapi.json",
+        docs_path="/docs",
+        static_folder=None,  # type: ignore[arg-type]
     )
     app.config.update(
         MAX_CONTENT_LENGTH=int(platform.settings.max_body_mb * 1024 * 1024),
@@ -59,7 +73,7 @@ def create_app(
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
     )
     app.config.update(config or {})
-    app.url_map.converters["int"] = _IdConverter
+    app.url_map.converters.update(int=_IdConverter, default=_TextConverter, string=_TextConverter)
     app.extensions["openflix"] = platform
     problems.install(app)
     ops.instrument(app)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 
-from apiflask import HTTPTokenAuth
-from flask import current_app, g
+from apiflask import HTTPError, HTTPTokenAuth
+from flask import Response, current_app, g
 
+from openflix.api.problems import problem
 from openflix.errors import AuthError, ForbiddenError
 from openflix.store.db import translating
 from openflix.store.tokens import Principal, Role, digest, resolve_token
@@ -24,6 +25,13 @@ CACHE_SECONDS = 5.0
 
 auth = HTTPTokenAuth(scheme="Bearer", description="An API token from `openflix tokens create`.")
 _cache: dict[str, tuple[float, Principal]] = {}
+MISSING = "a valid API token is required (Authorization: Bearer <token>): missing, unknown or revoked"
+
+
+@auth.error_processor  # type: ignore[untyped-decorator]
+def _auth_error(error: HTTPError) -> Response:
+    """Say what is wrong: the bare "Unauthorized" of Flask-HTTPAuth leaves a client guessing."""
+    return problem(error.status_code, MISSING if error.status_code == 401 else str(error.message))
 
 
 @auth.verify_token  # type: ignore[untyped-decorator]

@@ -24,6 +24,14 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
+METRICS_RESPONSES: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = {
+    200: {
+        "description": "Prometheus text exposition format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+"""``GET /metrics`` answers text, not the JSON APIFlask documents by default."""
+
 
 def instrument(app: Flask) -> None:
     """Count and time every request by route template."""
@@ -79,14 +87,7 @@ def readyz() -> Any:
 
 
 @bp.get("/metrics")
-@bp.doc(
-    responses={
-        200: {
-            "description": "Prometheus text exposition format",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
-    }
-)
+@bp.doc(responses=METRICS_RESPONSES)
 def metrics() -> Response:
     """Prometheus metrics of this process (of all Gunicorn workers under ``openflix serve``)."""
     from prometheus_client import REGISTRY

@@ -120,12 +120,14 @@ def install(app: APIFlask) -> None:
         return problem(500, "an internal error occurred; it has been logged")
 
 
-def _document_problems(spec: dict[str, Any]) -> dict[str, Any]:
+def _document_problems(spec: dict[str, Any] | str) -> dict[str, Any] | str:
     """Document errors as they are served: ``application/problem+json``, and 400 for a body not JSON.
 
     APIFlask documents every response as ``application/json`` and knows nothing of the 400 that a
     malformed JSON body gets.
     """
+    if isinstance(spec, str):  # SPEC_FORMAT yaml: left as generated
+        return spec
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict) or "responses" not in operation:

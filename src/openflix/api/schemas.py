@@ -6,11 +6,25 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
 MAX_BULK = 10_000
 """Events accepted by one bulk ingest."""
+
+
+NO_NUL = Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
+
+
+class Text(String):
+    """An input string the store can hold: no NUL characters (PostgreSQL text refuses them).
+
+    The rule is a validator, so it is also documented (as a ``pattern``).
+    """
+
+    def __init__(self, *args: Any, validate: Any = None, **kwargs: Any) -> None:
+        validators = [validate] if callable(validate) else list(validate or [])
+        super().__init__(*args, validate=[NO_NUL, *validators], **kwargs)
 
 
 class Problem(Schema):
@@ -30,10 +44,10 @@ class Page(Schema):
 
 
 class TitleQuery(Page):
-    q = String(validate=Length(max=200), metadata={"description": "words of the name"})
-    genre = String(validate=Length(max=100))
+    q = Text(validate=Length(max=200), metadata={"description": "words of the name"})
+    genre = Text(validate=Length(max=100))
     year = Integer(validate=Range(1800, 2200))
-    region = String(validate=Length(max=16))
+    region = Text(validate=Length(max=16))
 
 
 class TitleOut(Schema):
@@ -55,7 +69,7 @@ class TitlePage(Schema):
 
 
 class Availability(Schema):
-    regions = List(String(validate=Length(1, 16)), required=True, validate=Length(max=300))
+    regions = List(Text(validate=Length(1, 16)), required=True, validate=Length(max=300))
 
 
 class Similar(Schema):
@@ -83,13 +97,13 @@ class EventIn(Schema):
     position_s = Integer(validate=Range(0, 10**7), allow_none=True)
     duration_s = Integer(validate=Range(1, 10**7), allow_none=True)
     timestamp = DateTime(metadata={"description": "ISO 8601; default: now"})
-    device = String(validate=Length(max=64), allow_none=True)
-    source = String(
+    device = Text(validate=Length(max=64), allow_none=True)
+    source = Text(
         validate=Length(max=64),
         allow_none=True,
         metadata={"description": "home:<row id> for a play started from a recommendation row"},
     )
-    idempotency_key = String(
+    idempotency_key = Text(
         validate=Length(1, 200), metadata={"description": "the same key twice stores the event once"}
     )
 
@@ -186,13 +200,13 @@ class VersionsOut(Schema):
 
 
 class CellIn(Schema):
-    name = String(required=True, validate=Length(1, 50))
+    name = Text(required=True, validate=Length(1, 50))
     version = Integer(required=True, validate=Range(1, 2**31 - 1))
     weight = Float(load_default=1.0, validate=Range(min=0.0, min_inclusive=False, max=1e6))
 
 
 class TestIn(Schema):
-    name = String(required=True, validate=Length(1, 100))
+    name = Text(required=True, validate=Length(1, 100))
     cells = List(Nested(CellIn), required=True, validate=Length(2, 20))
 
 
