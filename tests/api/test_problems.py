@@ -23,7 +23,8 @@ def _problem(r: object, status: int) -> dict:  # type: ignore[type-arg]
 
 def test_malformed_json_is_400(served: Served) -> None:
     r = served.post("/events", served.operator, data="{not json", content_type="application/json")
-    _problem(r, 400)
+    body = _problem(r, 400)
+    assert body["detail"] == "the request body is not valid JSON"
 
 
 def test_unknown_route_and_method_are_404_and_405(served: Served) -> None:

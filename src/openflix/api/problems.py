@@ -92,7 +92,7 @@ def install(app: APIFlask) -> None:
         errors = error.detail or None
         if error.status_code == 422 and errors:
             detail = "the request does not match the schema: " + _summary(errors)
-        if error.status_code == 400 and errors:
+        if error.status_code == 400 and request.is_json:
             detail = "the request body is not valid JSON"
         return problem(
             error.status_code,
@@ -112,6 +112,8 @@ def install(app: APIFlask) -> None:
     @app.errorhandler(HTTPException)
     def _werkzeug(exc: HTTPException) -> Response:
         status = exc.code or 500
+        if status == 400 and request.is_json:
+            return problem(400, "the request body is not valid JSON")
         return problem(status, exc.description or TITLES.get(status, "error"))
 
     @app.errorhandler(Exception)
@@ -121,10 +123,11 @@ def install(app: APIFlask) -> None:
 
 
 def _document_problems(spec: dict[str, Any] | str) -> dict[str, Any] | str:
-    """Document errors as they are served: ``application/problem+json``, and 400 for a body not JSON.
+    """Document errors as they are served: ``application/problem+json``; 400/413 for bodies, 429.
 
-    APIFlask documents every response as ``application/json`` and knows nothing of the 400 that a
-    malformed JSON body gets.
+    APIFlask documents every response as ``application/json`` and knows
+    nothing of the 400 a malformed JSON body gets, the 413 of a body over the
+    size limit, or the 429 of the rate limiter.
     """
     if isinstance(spec, str):  # SPEC_FORMAT yaml: left as generated
         return spec
@@ -133,11 +136,20 @@ def _document_problems(spec: dict[str, Any] | str) -> dict[str, Any] | str:
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            if "requestBody" in operation and "400" not in responses:
-                responses["400"] = {
-                    "description": "The body is not valid JSON",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
+            extra = {}
+            if "requestBody" in operation:
+                extra["400"] = "The body is not valid JSON"
+                extra["413"] = "The body is larger than OPENFLIX_MAX_BODY_MB"
+            if operation.get("security"):  # authenticated routes are rate-limited per token
+                extra["429"] = "Too many requests for this token (OPENFLIX_RATE_LIMIT)"
+            for status, description in extra.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
             for status, response in responses.items():
                 content = response.get("content", {})
                 if str(status)[:1] in ("4", "5") and "application/json" in content:
