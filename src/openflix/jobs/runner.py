@@ -8,6 +8,7 @@ thread of the submitting process, with the same retries.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from openflix.errors import DataError, NotFoundError, UnavailableError
@@ -96,7 +97,15 @@ class JobRunner(ABC):
                 )
         except IntegrityError:  # submitted by another process at the same moment
             return self.get(job_id)
-        self._start(job_id, kind)
+        try:
+            self._start(job_id, kind)
+        except Exception:
+            # Not queued (Redis down, say): take the record back, or it would stay "queued" for ever and
+            # a new submission of the same id (the nightly retrain) would find it and start nothing.
+            with contextlib.suppress(Exception), engine.begin() as conn:
+                queued = (JobRecord.status == JobStatus.QUEUED.value) & (JobRecord.attempts == 0)
+                conn.execute(delete(JobRecord).where(JobRecord.id == job_id, queued))
+            raise
         return self.get(job_id)
 
     @abstractmethod

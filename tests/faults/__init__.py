@@ -1,0 +1,1 @@
+"""Fault tests: workers killed mid-job, Redis and PostgreSQL restarted under a running API."""
