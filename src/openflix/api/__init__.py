@@ -84,6 +84,7 @@ def create_app(
         storage_uri=platform.settings.redis_url or "memory://",
         strategy="fixed-window",
         swallow_errors=True,
+        in_memory_fallback_enabled=bool(platform.settings.redis_url),
         headers_enabled=True,
     )
     limiter.exempt(ops.bp)
