@@ -45,10 +45,7 @@ def history(member_id: int, query: dict[str, Any]) -> dict[str, Any]:
     engine = platform().engine
     with translating(engine), engine.connect() as conn:
         get_member(conn, member_id)
-        frame = member_events(conn, member_id, limit=query["limit"])
-    frame = frame.iloc[::-1]
-    frame = frame.astype(object).where(frame.notna(), None)
-    events = frame.to_dict("records")
+        events = member_events(conn, member_id, limit=query["limit"]).records()
     for e in events:
         e["timestamp"] = datetime.fromtimestamp(int(e.pop("ts")), UTC)
     return {"member_id": member_id, "events": events}

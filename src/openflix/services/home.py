@@ -11,6 +11,7 @@ running A/B test — and so the pages built from them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,7 +20,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from openflix.recs.rows import home_rows
@@ -27,8 +27,8 @@ from openflix.registry.ab import TestInfo, active_test, assign
 from openflix.services.serving import ModelHolder, Served
 from openflix.store.catalog import MemberRow, TitleRow, get_member, titles_by_id
 from openflix.store.db import translating
-from openflix.store.events import latest_time, member_events, top_titles
-from openflix.store.schema import TitleRegion
+from openflix.store.events import MemberEvents, latest_time, member_events, top_titles
+from openflix.store.schema import Member, TitleRegion
 
 __all__ = ["HomePage", "HomeService", "continue_watching"]
 
@@ -54,15 +54,16 @@ class HomePage:
     rows: list[dict[str, Any]]
 
 
-def continue_watching(events: pd.DataFrame) -> list[int]:
+def continue_watching(events: MemberEvents) -> npt.NDArray[np.int64]:
     """Title ids whose latest play stopped between the start and :data:`FINISHED`, newest first."""
-    plays = events[(events["kind"] == "play") & events["duration_s"].notna() & (events["duration_s"] > 0)]
-    if plays.empty:
-        return []
-    last = plays.drop_duplicates("title_id", keep="last")
-    share = last["position_s"].fillna(0) / last["duration_s"]
-    started = last[(share > 0) & (share < FINISHED)]
-    return [int(t) for t in started["title_id"].iloc[::-1]]
+    plays = np.flatnonzero((events.kind == "play") & (events.duration_s > 0))
+    if plays.size == 0:
+        return np.empty(0, dtype=np.int64)
+    newest_first = plays[::-1]
+    _, first = np.unique(events.title_id[newest_first], return_index=True)
+    last = np.sort(newest_first[first])[::-1]  # each title's latest play, newest first
+    share = np.nan_to_num(events.position_s[last]) / events.duration_s[last]
+    return events.title_id[last[(share > 0) & (share < FINISHED)]]
 
 
 class HomeService:
@@ -74,21 +75,37 @@ class HomeService:
         self.ttl = ttl
         self._cache: dict[Any, tuple[float, Any]] = {}
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
+        self._renewing: set[Any] = set()
 
     def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> T:
+        """``make()``'s value, kept ``ttl`` seconds; a stale value is served while a thread renews it."""
         hit = self._cache.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < (self.ttl if ttl is None else ttl):
-            return hit[1]  # type: ignore[no-any-return]
-        value = make()
-        self._cache[key] = (now, value)
-        return value
+        if hit is None:
+            value = make()
+            self._cache[key] = (now, value)
+            return value
+        if now - hit[0] >= (self.ttl if ttl is None else ttl) and key not in self._renewing:
+            self._renewing.add(key)
 
-    def _available(self, conn: Connection, served: Served, region: str) -> npt.NDArray[np.bool_]:
+            def renew() -> None:
+                try:
+                    self._cache[key] = (time.monotonic(), make())
+                except Exception:
+                    pass
+                finally:
+                    self._renewing.discard(key)
+
+            threading.Thread(target=renew, name="openflix-renew", daemon=True).start()
+        return hit[1]  # type: ignore[no-any-return]
+
+    def _available(self, served: Served, region: str) -> npt.NDArray[np.bool_]:
         def make() -> npt.NDArray[np.bool_]:
-            ids = np.fromiter(
-                conn.scalars(select(TitleRegion.title_id).where(TitleRegion.region == region)), dtype=np.int64
-            )
+            with translating(self.engine), self.engine.connect() as conn:
+                ids = np.fromiter(
+                    conn.scalars(select(TitleRegion.title_id).where(TitleRegion.region == region)),
+                    dtype=np.int64,
+                )
             mask = np.zeros(served.model.n_items, dtype=bool)
             idx = served.indices(ids)
             mask[idx[idx >= 0]] = True
@@ -96,38 +113,49 @@ class HomeService:
 
         return self._cached(("available", served.version, region), make)
 
-    def _top10(self, conn: Connection, region: str) -> list[int]:
+    def _top10(self, region: str) -> list[int]:
         def make() -> list[int]:
-            now = latest_time(conn)
-            if now is None:
-                return []
-            window = DAY
-            while True:
-                top = top_titles(conn, region, now - window, now, 10)
-                if len(top) >= 10 or window > 400 * DAY:
-                    return [t for t, _ in top]
-                window *= 7
+            with translating(self.engine), self.engine.connect() as conn:
+                now = latest_time(conn)
+                if now is None:
+                    return []
+                window = DAY
+                while True:
+                    top = top_titles(conn, region, now - window, now, 10)
+                    if len(top) >= 10 or window > 400 * DAY:
+                        return [t for t, _ in top]
+                    window *= 7
 
         return self._cached(("top10", region), make)
 
-    def _test(self, conn: Connection) -> TestInfo | None:
-        return self._cached(("ab",), lambda: active_test(conn), ttl=min(self.ttl, 5.0))
+    def _test(self) -> TestInfo | None:
+        def make() -> TestInfo | None:
+            with translating(self.engine), self.engine.connect() as conn:
+                return active_test(conn)
 
-    def forget(self) -> None:
-        """Drop every cached value and page, as if ``ttl`` seconds had passed."""
-        self._cache.clear()
+        return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))
+
+    def forget(self, *, pages_only: bool = False) -> None:
+        """Drop the built pages and (unless ``pages_only``) every cached value."""
         self._pages.clear()
+        if not pages_only:
+            self._cache.clear()
 
     def warm_up(self) -> None:
-        """Load the production model and run its scoring once (compiles kernels before traffic)."""
+        """Load the production model, run its scoring once, fill every region's caches — before traffic."""
         served = self.holder.current()
         home_rows(served.model, served.context, [0], None, np.ones(served.model.n_items, dtype=bool))
+        with translating(self.engine), self.engine.connect() as conn:
+            regions = list(conn.scalars(select(Member.region).distinct()))
+        for region in regions:
+            self._available(served, region)
+            self._top10(region)
 
     def home(self, member_id: int, *, n: int = 10) -> HomePage:
         """The rows of ``member_id``'s home page (see :mod:`openflix.recs.rows`)."""
         with translating(self.engine), self.engine.connect() as conn:
             member = get_member(conn, member_id)
-            test = self._test(conn)
+            test = self._test()
             cell = None
             if test is not None:
                 j = int(assign(test, [member_id])[0])
@@ -151,16 +179,16 @@ class HomeService:
     ) -> HomePage:
         """Fold the member's newest events into ``served`` and cut the scores into rows."""
         events = member_events(conn, member.id, limit=HISTORY_EVENTS)
-        idx = served.indices(events["title_id"].to_numpy(np.int64)) if len(events) else np.empty(0, np.int64)
+        idx = served.indices(events.title_id)
         known = idx >= 0
         continuing = served.indices(continue_watching(events))
-        top = served.indices(self._top10(conn, member.region))
+        top = served.indices(self._top10(member.region))
         rows = home_rows(
             served.model,
             served.context,
             idx[known],
-            events["ts"].to_numpy(np.int64)[known] if len(events) else None,
-            self._available(conn, served, member.region),
+            events.ts[known],
+            self._available(served, member.region),
             continue_watching=continuing[continuing >= 0],
             top_region=top[top >= 0],
             region=member.region,

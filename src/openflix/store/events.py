@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import numpy.typing as npt
 from sqlalchemy import Connection, func, select, update
 
 from openflix.errors import ConflictError, DataError
@@ -16,14 +17,13 @@ from openflix.store.schema import Event, Member, Title
 
 __all__ = [
     "EventIn",
+    "MemberEvents",
     "add_events",
     "latest_time",
     "member_events",
     "recommendation_plays",
     "top_titles",
 ]
-
-OBJECT_COLUMNS = ("kind", "device", "source")
 
 CONTENT = ("member_id", "title_id", "kind", "rating", "position_s", "duration_s", "ts", "device", "source")
 """Fields an idempotency key stands for: a reused key must come with the same values."""
@@ -120,11 +120,41 @@ def _by_key(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int, tuple
     return out
 
 
-def member_events(conn: Connection, member_id: int, *, limit: int | None = None) -> pd.DataFrame:
-    """A member's events, oldest first: title_id, kind, rating, position_s, duration_s, ts, source.
+@dataclass(frozen=True)
+class MemberEvents:
+    """A member's events, oldest first, as aligned ``(k,)`` arrays (missing numbers are NaN).
 
-    With ``limit``, only the newest ``limit`` events (still oldest first).
+    Times ``ts`` are Unix seconds; ``position_s`` and ``duration_s`` seconds.
     """
+
+    id: npt.NDArray[np.int64]
+    title_id: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.object_]
+    rating: npt.NDArray[np.float64]
+    position_s: npt.NDArray[np.float64]
+    duration_s: npt.NDArray[np.float64]
+    ts: npt.NDArray[np.int64]
+    device: npt.NDArray[np.object_]
+    source: npt.NDArray[np.object_]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per event, newest first, with ``None`` for missing values."""
+        out = []
+        for i in range(len(self) - 1, -1, -1):
+            row: dict[str, Any] = {f.name: getattr(self, f.name)[i] for f in fields(self)}
+            for k in ("rating", "position_s", "duration_s"):
+                v = row[k]
+                row[k] = None if np.isnan(v) else (float(v) if k == "rating" else int(v))
+            row["id"], row["title_id"], row["ts"] = int(row["id"]), int(row["title_id"]), int(row["ts"])
+            out.append(row)
+        return out
+
+
+def member_events(conn: Connection, member_id: int, *, limit: int | None = None) -> MemberEvents:
+    """A member's events, oldest first; with ``limit``, only the newest ``limit`` of them."""
     stmt = (
         select(
             Event.id,
@@ -142,15 +172,22 @@ def member_events(conn: Connection, member_id: int, *, limit: int | None = None)
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    result = conn.execute(stmt)
-    keys = list(result.keys())
-    rows = result.fetchall()[::-1]
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
-    return pd.DataFrame(
-        {
-            k: pd.Series(c, dtype=object if k in OBJECT_COLUMNS else None)
-            for k, c in zip(keys, columns, strict=True)
-        }
+    rows = conn.execute(stmt).fetchall()[::-1]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+
+    def numbers(values: tuple[Any, ...]) -> npt.NDArray[np.float64]:
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    return MemberEvents(
+        id=np.array(columns[0], dtype=np.int64),
+        title_id=np.array(columns[1], dtype=np.int64),
+        kind=np.array(columns[2], dtype=object),
+        rating=numbers(columns[3]),
+        position_s=numbers(columns[4]),
+        duration_s=numbers(columns[5]),
+        ts=np.array(columns[6], dtype=np.int64),
+        device=np.array(columns[7], dtype=object),
+        source=np.array(columns[8], dtype=object),
     )
 
 
