@@ -8,7 +8,8 @@ promoted — plus an operator token, with the rate limit raised so it never refu
   page cached (every page folded in and scored), then again (pages cached until the member's next
   event), and the service call alone (``platform.home.home``) builds every page once more;
 * over HTTP: Gunicorn with a fixed number of workers and threads, loaded by ``wrk`` for a fixed
-  duration against ``/healthz`` and against ``/members/{id}/home`` rotating over every member.
+  duration against ``/healthz`` (no token), ``/whoami`` (a token, like home) and
+  ``/members/{id}/home`` rotating over every member.
 
 The tables go to stdout and to ``docs/benchmarks.md`` (section "API").
 
@@ -309,10 +310,14 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], tmp: Path, timeout: flo
     raise SystemExit(f"gunicorn not ready after {timeout:.0f} s; see {tmp / 'gunicorn.log'}")
 
 
-def run_wrk(url: str, args: argparse.Namespace, duration: float, script: Path | None = None) -> str:
+def run_wrk(
+    url: str, args: argparse.Namespace, duration: float, script: Path | None = None, token: str | None = None
+) -> str:
     cmd = [WRK, f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
+    if token is not None:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
     proc = subprocess.run([*cmd, url], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"wrk failed (exit {proc.returncode}): {proc.stderr}{proc.stdout}")
@@ -341,12 +346,13 @@ def over_http(
             warm = parse_wrk(run_wrk(base + "/", args, args.warmup, script))
             log(f"    {warm.rps:,.0f} requests/s, p99 {warm.p99_ms:.1f} ms, max {warm.max_ms:.0f} ms")
         results = {}
-        for name, url, lua in (
-            ("/healthz", f"{base}/healthz", None),
-            ("/members/{id}/home", base + "/", script),
+        for name, url, lua, auth in (
+            ("/healthz", f"{base}/healthz", None, None),
+            ("/whoami", f"{base}/whoami", None, token),
+            ("/members/{id}/home", base + "/", script, None),
         ):
             log(f"  wrk {name} for {args.duration:g} s")
-            output = run_wrk(url, args, args.duration, lua)
+            output = run_wrk(url, args, args.duration, lua, auth)
             (tmp / f"wrk-{len(results)}.txt").write_text(output)
             results[name] = r = parse_wrk(output)
             log(
@@ -407,10 +413,12 @@ def section(
             f"{r.max_ms:.1f} | {r.non_2xx} | {r.socket_detail} |"
         )
     http_table = "\n".join(rows)
-    health, home = http["/healthz"], http["/members/{id}/home"]
+    health, whoami, home = http["/healthz"], http["/whoami"], http["/members/{id}/home"]
     ratio = home.rps / health.rps if health.rps else float("nan")
+    ratio_auth = home.rps / whoami.rps if whoami.rps else float("nan")
     errors = sum(r.non_2xx + r.socket_errors for r in http.values())
     verdict = "met" if ratio >= RATIO_TARGET and errors == 0 else "**not met**"
+    verdict_auth = "met" if ratio_auth >= RATIO_TARGET and errors == 0 else "**not met**"
     return (
         f"{MARK}\n\n"
         f"Produced by `make bench-api` (`{command}`) on {datetime.now(UTC):%Y-%m-%d}; {versions()}; "
@@ -435,7 +443,9 @@ def section(
         f"{cores} cores, so the figures are a floor for a server with its own cores.\n\n"
         f"{http_table}\n\n"
         f"Home / healthz requests per second: **{ratio:.2f}** (target ≥ {RATIO_TARGET:g} with 0 errors: "
-        f"{verdict}).\n"
+        f"{verdict}). `/healthz` does no authentication and no rate limiting; `/whoami` is the trivial "
+        "endpoint that goes the same way as home (token, rate limit, JSON): home / whoami: "
+        f"**{ratio_auth:.2f}** ({verdict_auth}).\n"
     )
 
 

@@ -93,3 +93,17 @@ def test_tokens_are_stored_hashed(served: Served) -> None:
     with served.platform.engine.connect() as conn:
         stored = set(conn.scalars(select(ApiToken.token_hash)))
     assert served.member not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_whoami_names_the_tokens_role_and_member(served: Served) -> None:
+    from sqlalchemy import select
+
+    from openflix.store.schema import ApiToken
+    from openflix.store.tokens import digest
+
+    with served.platform.engine.connect() as conn:
+        token_id = conn.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest(served.member)))
+    body = served.get("/whoami", served.member).get_json()
+    assert body == {"token_id": token_id, "role": "member", "member_id": served.member_id}
+    assert served.get("/whoami", served.admin).get_json()["role"] == "admin"
+    assert served.get("/whoami").status_code == 401

@@ -87,7 +87,8 @@ def create_app(
         in_memory_fallback_enabled=bool(platform.settings.redis_url),
         headers_enabled=True,
     )
-    limiter.exempt(ops.bp)
+    for view in (ops.healthz, ops.readyz, ops.metrics):  # operations routes are never limited
+        limiter.exempt(view)
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(exc: RateLimitExceeded) -> Any:

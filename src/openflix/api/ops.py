@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 
 from openflix.api import schemas as s
+from openflix.api.auth import auth, principal
 from openflix.api.context import platform
 
 bp = APIBlueprint("ops", __name__, tag="Operations")
@@ -47,6 +48,15 @@ def instrument(app: Flask) -> None:
         if "started" in g:
             LATENCY.labels(route).observe(time.perf_counter() - g.started)
         return response
+
+
+@bp.get("/whoami")
+@bp.auth_required(auth)
+@bp.output(s.WhoAmI)
+def whoami() -> dict[str, Any]:
+    """The caller's token: its id, role and member (a cheap way to check a token)."""
+    who = principal()
+    return {"token_id": who.token_id, "role": who.role.value, "member_id": who.member_id}
 
 
 @bp.get("/healthz")

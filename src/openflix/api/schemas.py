@@ -246,3 +246,9 @@ class JobOut(Schema):
 class Health(Schema):
     status = String(required=True)
     checks = Dict()
+
+
+class WhoAmI(Schema):
+    token_id = Integer(required=True)
+    role = String(required=True)
+    member_id = Integer(allow_none=True)

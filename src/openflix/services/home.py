@@ -11,11 +11,12 @@ running A/B test — and so the pages built from them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -52,6 +53,12 @@ class HomePage:
     version: int
     cell: str | None
     rows: list[dict[str, Any]]
+    body: bytes = field(default=b"", repr=False, compare=False)
+    """The page as UTF-8 JSON, encoded once when it is built (cached pages are sent as they are)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The page without its encoded body."""
+        return {k: v for k, v in self.__dict__.items() if k != "body"}
 
 
 def continue_watching(events: MemberEvents) -> npt.NDArray[np.int64]:
@@ -205,7 +212,9 @@ class HomeService:
             }
             for r in rows
         ]
-        return HomePage(member.id, member.region, served.version, cell, rows_out)
+        page = HomePage(member.id, member.region, served.version, cell, rows_out)
+        body = json.dumps(page.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return replace(page, body=body)
 
 
 def _title(t: TitleRow) -> dict[str, Any]:
