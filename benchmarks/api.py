@@ -138,10 +138,11 @@ def in_process(token: str, members: Sequence[int]) -> dict[str, dict[str, float]
     "Built" passes start with no page cached, so every page is folded in and
     scored; the "cached" pass asks again, as a member reloading the page does.
     """
-    from openflix.api import create_app
+    from openflix.api import create_app, prepare
     from openflix.settings import Settings
 
     app = create_app(Settings.from_env())
+    prepare(app)  # as every Gunicorn worker does before its first request
     platform_ = app.extensions["openflix"]
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 from typing import Any
 
 from apiflask import APIFlask
@@ -11,11 +13,12 @@ from flask_limiter.errors import RateLimitExceeded
 from werkzeug.routing import IntegerConverter, Map, UnicodeConverter
 
 from openflix import __version__
+from openflix.errors import OpenflixError
 from openflix.services.platform import Platform
 from openflix.settings import Settings
 from openflix.store.tokens import digest
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "prepare"]
 
 
 def _rate_key() -> str:
@@ -99,3 +102,17 @@ def create_app(
     for bp in (ops.bp, catalog.bp, members.bp, models.bp, jobs.bp, web.bp):
         app.register_blueprint(bp)
     return app
+
+
+def prepare(app: APIFlask) -> None:
+    """Load the production model and the region caches, then freeze what is loaded.
+
+    What boot loaded (modules, the model, catalogs) lives as long as the
+    worker: ``gc.freeze()`` takes it out of the cyclic garbage collector's
+    walks, which otherwise pause requests for 100 ms and more.
+    """
+    try:
+        app.extensions["openflix"].home.warm_up()
+    except OpenflixError as exc:  # no model yet: /readyz says so until one is promoted
+        logging.getLogger("openflix.api").warning("not warmed up: %s", exc)
+    gc.freeze()

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -46,19 +46,27 @@ PAGES_KEPT = 20_000
 
 @dataclass(frozen=True)
 class HomePage:
-    """A member's home page: which model version (and A/B cell) made it, and its rows."""
+    """A member's home page: which model version (and A/B cell) made it, and its rows.
+
+    The page is kept as its UTF-8 JSON ``body``, encoded once when it is
+    built: a cached page is sent as it is, and holds no Python objects for
+    the garbage collector to walk.
+    """
 
     member_id: int
     region: str
     version: int
     cell: str | None
-    rows: list[dict[str, Any]]
-    body: bytes = field(default=b"", repr=False, compare=False)
-    """The page as UTF-8 JSON, encoded once when it is built (cached pages are sent as they are)."""
+    body: bytes = field(repr=False)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows, each ``{id, title, reason, items: [{id, name, year, genres}]}``."""
+        return self.as_dict()["rows"]  # type: ignore[no-any-return]
 
     def as_dict(self) -> dict[str, Any]:
-        """The page without its encoded body."""
-        return {k: v for k, v in self.__dict__.items() if k != "body"}
+        """The page as the API sends it."""
+        return json.loads(self.body)  # type: ignore[no-any-return]
 
 
 def continue_watching(events: MemberEvents) -> npt.NDArray[np.int64]:
@@ -212,9 +220,9 @@ class HomeService:
             }
             for r in rows
         ]
-        page = HomePage(member.id, member.region, served.version, cell, rows_out)
-        body = json.dumps(page.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
-        return replace(page, body=body)
+        page = {"member_id": member.id, "region": member.region, "version": served.version, "cell": cell}
+        body = json.dumps({**page, "rows": rows_out}, ensure_ascii=False, separators=(",", ":")).encode()
+        return HomePage(member.id, member.region, served.version, cell, body)
 
 
 def _title(t: TitleRow) -> dict[str, Any]:
