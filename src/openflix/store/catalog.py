@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select
 
 from openflix.errors import NotFoundError
-from openflix.store.schema import Member, Title, TitleRegion
+from openflix.store.schema import Title, TitleRegion
 
 __all__ = [
     "MemberRow",
@@ -117,9 +118,15 @@ def set_availability(conn: Connection, title_id: int, regions: Sequence[str]) ->
     return get_title(conn, title_id)
 
 
+_MEMBER_SQL = "SELECT id, name, region, country, revision FROM members WHERE id = {}"
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1", "named": ":id"}
+
+
 def get_member(conn: Connection, member_id: int) -> MemberRow:
-    """A member's profile."""
-    m = conn.execute(select(Member.__table__).where(Member.id == member_id)).first()
+    """A member's profile (with its revision, read at every home request: plain SQL, no compilation)."""
+    placeholder = _PLACEHOLDER[conn.dialect.paramstyle]
+    params: Any = {"id": member_id} if placeholder == ":id" else (member_id,)
+    m = conn.exec_driver_sql(_MEMBER_SQL.format(placeholder), params).first()
     if m is None:
         raise NotFoundError(f"member {member_id} does not exist")
     return MemberRow(m.id, m.name, m.region, m.country, m.revision)
