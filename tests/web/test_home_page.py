@@ -251,3 +251,14 @@ def test_a_wrong_token_shows_an_error(site: Site, page: Any) -> None:
     assert "token" in shown["status"]
     assert shown["rows"] == []
     assert page.locator("#status").is_visible()
+
+
+def test_interactive_docs_render_offline(site: Site, page: Any) -> None:
+    """``/docs`` loads Swagger UI from the server itself (no CDN) and lists the API's operations."""
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(site.url) else None)
+    page.goto(f"{site.url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/members/{member_id}/home" in p for p in paths), paths
+    assert not outside, outside

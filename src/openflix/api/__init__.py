@@ -74,6 +74,10 @@ def create_app(
             "a model registry with A/B tests, and background jobs. Every error is RFC 9457 problem details."
         ),
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
+        SWAGGER_UI_CSS="/static/swagger-ui/swagger-ui.css",
+        SWAGGER_UI_BUNDLE_JS="/static/swagger-ui/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS="/static/swagger-ui/swagger-ui-standalone-preset.js",
+        DOCS_FAVICON="/static/swagger-ui/favicon-32x32.png",
     )
     app.config.update(config or {})
     app.url_map.converters.update(int=_IdConverter, default=_TextConverter, string=_TextConverter)
