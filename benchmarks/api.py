@@ -432,7 +432,7 @@ def section(
         "`platform.home.home(id)` alone (database reads, fold-in scoring, rows), one request at a time. "
         "*Page built*: no page cached, so every member's events are read, folded into the model and cut "
         "into rows; *page cached*: the same members again — a built page is kept until the member's next "
-        "event, a promotion, or a minute. "
+        "event, a promotion, or 30 to 60 seconds. "
         f"Target p99 ≤ {P99_TARGET_MS:g} ms.\n\n"
         f"{local_table}\n\n"
         f"### Over HTTP: Gunicorn behind wrk\n\n"

@@ -12,6 +12,7 @@ running A/B test — and so the pages built from them.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -90,6 +91,7 @@ class HomeService:
         self.ttl = ttl
         self._cache: dict[Any, tuple[float, Any]] = {}
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
+        """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
 
     def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> T:
@@ -181,10 +183,12 @@ class HomeService:
             key = (member_id, member.revision, served.version, cell, n)
             hit = self._pages.get(key)
             now = time.monotonic()
-            if hit is not None and now - hit[0] < self.ttl:
+            if hit is not None and now < hit[0]:
                 return hit[1]
             page = self._build(conn, member, served, cell, n)
-        self._pages[key] = (now, page)
+        # a page expires between ttl/2 and ttl after it was built: pages built in one burst (a
+        # deploy, a promotion) do not all expire in the same second
+        self._pages[key] = (now + self.ttl * (0.5 + 0.5 * random.random()), page)
         while len(self._pages) > PAGES_KEPT:
             self._pages.popitem(last=False)
         return page
