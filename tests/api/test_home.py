@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 from tests.api.conftest import Served
 
@@ -138,3 +139,24 @@ def test_a_member_without_history_gets_popular_titles(served: Served) -> None:
 def test_unknown_member_is_404(served: Served) -> None:
     r = served.get("/members/424242424/home", served.operator)
     assert r.status_code == 404 and r.mimetype == "application/problem+json"
+
+
+def test_a_cached_page_is_rebuilt_once_the_regions_titles_change(served: Served) -> None:
+    """No cache is dropped by hand: the region cache renews itself and the page follows."""
+    home = served.platform.home
+    member, token = served.other_id, served.other
+    first = _home(served, member, token)
+    assert _home(served, member, token) == first  # the cached page, unchanged
+    title = _rows(first)["top-picks"][0]
+    elsewhere = "gb" if first["region"] == "us" else "us"
+    served.put(f"/titles/{title}/availability", served.operator, json={"regions": [elsewhere]})
+    ttl, home.ttl = home.ttl, 0.0  # as if a minute had passed
+    try:
+        deadline = time.monotonic() + 10
+        while title in _rows(_home(served, member, token))["top-picks"]:
+            assert time.monotonic() < deadline, "the page never dropped the unavailable title"
+            time.sleep(0.05)
+    finally:
+        home.ttl = ttl
+        served.put(f"/titles/{title}/availability", served.operator, json={"regions": ["gb", "us"]})
+        home.forget()

@@ -1,12 +1,15 @@
 """The home page use case: a member's rows from their events in the store and the served model.
 
 The member's events are folded into the model, so a new play or rating
-changes the rows on the next request — no retraining.  A built page is kept
-per process, keyed by the member's ``revision`` (bumped with every new
-event of theirs), the model version and the A/B cell: a new event, a
-promotion or a new test makes it stale at once.  What changes slowly is
-cached for ``ttl`` seconds: a region's available titles, its top 10, the
-running A/B test — and so the pages built from them.
+changes the rows on the next request — no retraining.
+
+What changes slowly is cached per process and renewed in the background
+every ``ttl`` seconds: a region's available titles, its top 10 and the
+running A/B test.  A built page is kept, keyed by everything it shows: the
+member's ``revision`` (bumped with every new event of theirs), the model
+version, the A/B cell, and the generations of the region's caches (bumped
+when a renewal finds them changed).  So a page is rebuilt exactly when
+something on it may have changed — or after an hour at most.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ FINISHED = 0.9
 """A play that reached this share of the duration counts as finished."""
 HISTORY_EVENTS = 1_000
 """The newest events of a member folded into the model."""
+PAGE_TTL = 3_600.0
+"""Seconds a built page is kept at most; it is rebuilt sooner when anything it shows changed."""
 PAGES_KEPT = 20_000
 """Built home pages kept per process (least recently built dropped first)."""
 
@@ -70,6 +75,12 @@ class HomePage:
         return json.loads(self.body)  # type: ignore[no-any-return]
 
 
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return bool(a == b)
+
+
 def continue_watching(events: MemberEvents) -> npt.NDArray[np.int64]:
     """Title ids whose latest play stopped between the start and :data:`FINISHED`, newest first."""
     plays = np.flatnonzero((events.kind == "play") & (events.duration_s > 0))
@@ -89,34 +100,42 @@ class HomeService:
         self.engine = engine
         self.holder = holder
         self.ttl = ttl
-        self._cache: dict[Any, tuple[float, Any]] = {}
+        self._cache: dict[Any, tuple[float, Any, int]] = {}
+        """Region caches and the running test: key -> (time made, value, generation)."""
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
         """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
 
-    def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> T:
-        """``make()``'s value, kept ``ttl`` seconds; a stale value is served while a thread renews it."""
+    def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> tuple[T, int]:
+        """``make()``'s value and its generation, kept ``ttl`` seconds.
+
+        A stale value is served while a thread renews it; the generation goes
+        up only when the renewed value differs, so pages built from it are
+        rebuilt only when what they show changed.
+        """
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is None:
             value = make()
-            self._cache[key] = (now, value)
-            return value
+            self._cache[key] = (now, value, 0)
+            return value, 0
         if now - hit[0] >= (self.ttl if ttl is None else ttl) and key not in self._renewing:
             self._renewing.add(key)
 
             def renew() -> None:
                 try:
-                    self._cache[key] = (time.monotonic(), make())
+                    new = make()
+                    _, old, generation = self._cache.get(key, hit)
+                    self._cache[key] = (time.monotonic(), new, generation + (not _same(new, old)))
                 except Exception:
                     pass
                 finally:
                     self._renewing.discard(key)
 
             threading.Thread(target=renew, name="openflix-renew", daemon=True).start()
-        return hit[1]  # type: ignore[no-any-return]
+        return hit[1], hit[2]
 
-    def _available(self, served: Served, region: str) -> npt.NDArray[np.bool_]:
+    def _available(self, served: Served, region: str) -> tuple[npt.NDArray[np.bool_], int]:
         def make() -> npt.NDArray[np.bool_]:
             with translating(self.engine), self.engine.connect() as conn:
                 ids = np.fromiter(
@@ -130,7 +149,7 @@ class HomeService:
 
         return self._cached(("available", served.version, region), make)
 
-    def _top10(self, region: str) -> list[int]:
+    def _top10(self, region: str) -> tuple[list[int], int]:
         def make() -> list[int]:
             with translating(self.engine), self.engine.connect() as conn:
                 now = latest_time(conn)
@@ -150,7 +169,7 @@ class HomeService:
             with translating(self.engine), self.engine.connect() as conn:
                 return active_test(conn)
 
-        return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))
+        return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))[0]
 
     def forget(self, *, pages_only: bool = False) -> None:
         """Drop the built pages and (unless ``pages_only``) every cached value."""
@@ -180,34 +199,43 @@ class HomeService:
                 served = self.holder.get(test.cells[j].version)
             else:
                 served = self.holder.current()
-            key = (member_id, member.revision, served.version, cell, n)
+            available, available_generation = self._available(served, member.region)
+            top, top_generation = self._top10(member.region)
+            key = (member_id, member.revision, served.version, cell, n, available_generation, top_generation)
             hit = self._pages.get(key)
             now = time.monotonic()
             if hit is not None and now < hit[0]:
                 return hit[1]
-            page = self._build(conn, member, served, cell, n)
-        # a page expires between ttl/2 and ttl after it was built: pages built in one burst (a
-        # deploy, a promotion) do not all expire in the same second
-        self._pages[key] = (now + self.ttl * (0.5 + 0.5 * random.random()), page)
+            page = self._build(conn, member, served, cell, n, available, top)
+        # a page expires at a random point of PAGE_TTL's second half: pages built in one burst (a
+        # deploy, a promotion) are not all rebuilt in the same second
+        self._pages[key] = (now + PAGE_TTL * (0.5 + 0.5 * random.random()), page)
         while len(self._pages) > PAGES_KEPT:
             self._pages.popitem(last=False)
         return page
 
     def _build(
-        self, conn: Connection, member: MemberRow, served: Served, cell: str | None, n: int
+        self,
+        conn: Connection,
+        member: MemberRow,
+        served: Served,
+        cell: str | None,
+        n: int,
+        available: npt.NDArray[np.bool_],
+        top10: list[int],
     ) -> HomePage:
         """Fold the member's newest events into ``served`` and cut the scores into rows."""
         events = member_events(conn, member.id, limit=HISTORY_EVENTS)
         idx = served.indices(events.title_id)
         known = idx >= 0
         continuing = served.indices(continue_watching(events))
-        top = served.indices(self._top10(member.region))
+        top = served.indices(top10)
         rows = home_rows(
             served.model,
             served.context,
             idx[known],
             events.ts[known],
-            self._available(served, member.region),
+            available,
             continue_watching=continuing[continuing >= 0],
             top_region=top[top >= 0],
             region=member.region,
