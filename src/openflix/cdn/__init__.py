@@ -1,0 +1,1 @@
+"""Open Connect: inventory, steering, fill — a pure core (no Flask, SQLAlchemy, Redis or boto3)."""

@@ -1,0 +1,122 @@
+"""Steering: tiers, health, placement, ties and fallbacks on a small hand-made topology."""
+
+from __future__ import annotations
+
+import pytest
+
+from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
+from openflix.cdn.prefixes import Announcement, PrefixTable
+from openflix.cdn.steering import Health, Steering, Tier
+from openflix.errors import DataError
+
+SITES = [
+    Site(1, "isp-a-paris", SiteKind.EMBEDDED, "eu"),
+    Site(2, "isp-a-lyon", SiteKind.EMBEDDED, "eu"),
+    Site(3, "isp-b-berlin", SiteKind.EMBEDDED, "eu"),
+    Site(10, "ix-frankfurt", SiteKind.EXCHANGE, "eu"),
+    Site(20, "ix-ashburn", SiteKind.EXCHANGE, "us"),
+]
+APPLIANCES = [
+    Appliance(101, 1, "a101.example"),
+    Appliance(102, 1, "a102.example"),
+    Appliance(103, 2, "a103.example"),
+    Appliance(104, 3, "a104.example"),
+    Appliance(110, 10, "a110.example"),
+    Appliance(111, 10, "a111.example"),
+    Appliance(120, 20, "a120.example"),
+]
+ANNOUNCED = [
+    Announcement("198.51.100.0/24", "isp-a", 1),
+    Announcement("198.51.100.0/24", "isp-a", 2),
+    Announcement("198.51.100.128/25", "isp-a", 2),  # nested: longest match wins
+    Announcement("203.0.113.0/24", "isp-b", 3),
+    Announcement("2001:db8:a::/48", "isp-a", 1),
+]
+REGIONS = PrefixTable([Announcement("192.0.2.0/24", "us", 0)])
+
+
+def steering(placement: dict[int, list[int]] | None = None, **changes: object) -> Steering:
+    health = {a.id: Health(True, 0.5) for a in APPLIANCES}
+    health.update(changes.pop("health", {}))  # type: ignore[call-overload]
+    appliances = changes.pop("appliances", APPLIANCES)
+    every = [a.id for a in APPLIANCES]
+    return Steering(
+        SITES,
+        appliances,  # type: ignore[arg-type]
+        PrefixTable(ANNOUNCED),
+        placement if placement is not None else {7: every},
+        health,
+        regions=REGIONS,
+        default_region="eu",
+    )
+
+
+def test_embedded_first_then_the_regions_exchange_then_other_regions() -> None:
+    d = steering().decide("198.51.100.7", 7, n=10)
+    assert d.isp == "isp-a" and d.region == "eu"
+    assert [(c.appliance_id, c.tier) for c in d.choices] == [
+        (101, Tier.EMBEDDED),
+        (102, Tier.EMBEDDED),
+        (103, Tier.EMBEDDED),
+        (110, Tier.EXCHANGE),
+        (111, Tier.EXCHANGE),
+        (120, Tier.REMOTE),
+    ]
+    assert 104 not in [c.appliance_id for c in d.choices]  # another ISP's embedded appliance
+
+
+def test_longest_prefix_wins_and_ipv6_and_mapped_addresses_work() -> None:
+    s = steering()
+    assert [c.appliance_id for c in s.decide("198.51.100.200", 7, n=1).choices] == [103]
+    assert [c.appliance_id for c in s.decide("2001:db8:a::1", 7, n=2).choices] == [101, 102]
+    assert s.decide("::ffff:198.51.100.7", 7).isp == "isp-a"
+
+
+def test_within_a_tier_more_headroom_first_ties_by_id() -> None:
+    s = steering(health={102: Health(True, 0.9), 111: Health(True, 0.9)})
+    assert [c.appliance_id for c in s.decide("198.51.100.7", 7, n=5).choices] == [102, 101, 103, 111, 110]
+
+
+@pytest.mark.parametrize(
+    "status", [ApplianceStatus.DRAINING, ApplianceStatus.OFFLINE, ApplianceStatus.FAILED]
+)
+def test_only_active_healthy_reporting_appliances(status: ApplianceStatus) -> None:
+    appliances = [
+        Appliance(a.id, a.site_id, a.hostname, status if a.id == 101 else a.status) for a in APPLIANCES
+    ]
+    health = {a.id: Health(True, 0.5) for a in APPLIANCES if a.id != 102}  # 102: no fresh report
+    health[103] = Health(False, 0.9)
+    s = Steering(SITES, appliances, PrefixTable(ANNOUNCED), {7: [a.id for a in APPLIANCES]}, health)
+    chosen = [c.appliance_id for c in s.decide("198.51.100.7", 7, n=10).choices]
+    assert 101 not in chosen and 102 not in chosen and 103 not in chosen
+    assert chosen[0] == 110
+
+
+def test_only_appliances_holding_the_title_and_origin_when_none_do() -> None:
+    s = steering({7: [103, 120], 8: []})
+    assert [c.appliance_id for c in s.decide("198.51.100.7", 7).choices] == [103, 120]
+    assert s.decide("198.51.100.7", 8).origin and s.decide("198.51.100.7", 9).origin
+
+
+def test_unknown_addresses_fall_back_to_their_region_or_the_default() -> None:
+    s = steering()
+    us = s.decide("192.0.2.10", 7, n=2)
+    assert us.isp is None and us.region == "us"
+    assert [(c.appliance_id, c.tier) for c in us.choices] == [(120, Tier.EXCHANGE), (110, Tier.REMOTE)]
+    elsewhere = s.decide("8.8.8.8", 7, n=1)
+    assert elsewhere.region == "eu" and elsewhere.choices[0].appliance_id == 110
+
+
+def test_deterministic() -> None:
+    assert steering().decide("198.51.100.7", 7) == steering().decide("198.51.100.7", 7)
+
+
+def test_bad_addresses_and_prefixes_are_clear_errors() -> None:
+    with pytest.raises(DataError, match="not an IPv4 or IPv6 address"):
+        steering().decide("300.1.1.1", 7)
+    with pytest.raises(DataError, match="not a network in CIDR form"):
+        PrefixTable([Announcement("10.0.0.1/8", "x", 1)])
+    with pytest.raises(DataError, match="announced by ISP 'isp-a' and by ISP 'isp-z'"):
+        PrefixTable(
+            [*ANNOUNCED, Announcement("203.0.113.0/24", "isp-z", 3).__class__("198.51.100.0/24", "isp-z", 3)]
+        )
