@@ -19,6 +19,8 @@ the boundary (``raise DataError(...) from exc``).
     ├── ConflictError(OpenflixError, ValueError)  the request contradicts what is stored (409)
     ├── AuthError(OpenflixError, PermissionError) no valid credentials (401)
     │   └── ForbiddenError                        valid credentials, not allowed (403)
+    ├── cdn.signing.SignatureError(OpenflixError, PermissionError)
+    │                                             a playback URL is tampered, expired or foreign (403)
     └── UnavailableError(OpenflixError, ConnectionError)
                                                   a backing service (database, Redis, S3) is down (503)
 """
