@@ -1,0 +1,132 @@
+"""Fill planning: how many copies of each title a site keeps, and on which of its appliances.
+
+Copies follow demand: a title's share of the site's predicted demand, times
+the site's appliance count, rounded up, between one copy and one per
+appliance; titles are taken in order of demand until the site's storage is
+full.  Copies are placed by weighted rendezvous hashing (highest random
+weight): every (title, appliance) pair gets a pseudo-random score
+``-ln(u) / capacity`` from a fixed hash, and a title goes to the appliances
+with the lowest scores that still have room.  So a title's appliances
+depend only on the title and the appliances present: adding or removing one
+of N appliances moves about 1/N of the copies, and day-over-day churn is
+only what demand changed.
+
+Sizes are in title units (every title the same size), capacities in titles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from openflix.errors import DataError
+
+__all__ = ["Manifest", "copies_for", "manifests", "place", "scores"]
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finalizer: a fixed, well-spread 64-bit hash."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def scores(
+    title_ids: npt.ArrayLike, appliance_ids: npt.ArrayLike, capacities: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Rendezvous scores ``(n_titles, n_appliances)``: lower is preferred; weighted by capacity."""
+    t = np.asarray(title_ids, dtype=np.uint64)[:, None]
+    a = np.asarray(appliance_ids, dtype=np.uint64)[None, :]
+    cap = np.asarray(capacities, dtype=np.float64)
+    if cap.size and cap.min() <= 0:
+        raise DataError(f"capacities must be > 0 (got {cap.min():g})")
+    with np.errstate(over="ignore"):
+        h = _mix(_mix(t * np.uint64(0x9E3779B97F4A7C15) & _MASK) ^ a)
+    u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return -np.log(u) / cap[None, :]
+
+
+def copies_for(demand: npt.ArrayLike, n_appliances: int, capacity: float) -> npt.NDArray[np.int64]:
+    """Copies of each title ``(n_titles,)``: by demand share, 0 for titles that do not fit.
+
+    Parameters
+    ----------
+    demand:
+        Predicted plays of each title at the site (any non-negative scale).
+    n_appliances:
+        Appliances at the site (the most copies a title can have).
+    capacity:
+        Total storage of the site, in titles.
+    """
+    d = np.asarray(demand, dtype=np.float64)
+    if d.size and d.min() < 0:
+        raise DataError("demand must be >= 0")
+    copies = np.zeros(d.size, dtype=np.int64)
+    total = d.sum()
+    if total <= 0 or n_appliances <= 0:
+        return copies
+    wanted = np.clip(np.ceil(d / total * n_appliances), 1, n_appliances).astype(np.int64)
+    wanted[d <= 0] = 0
+    order = np.argsort(-d, kind="stable")
+    cumulative = np.cumsum(wanted[order])
+    fits = order[cumulative <= int(capacity)]
+    copies[fits] = wanted[fits]
+    return copies
+
+
+def place(
+    title_ids: npt.ArrayLike,
+    copies: npt.ArrayLike,
+    appliance_ids: Sequence[int],
+    capacities: Sequence[float],
+) -> dict[int, npt.NDArray[np.int64]]:
+    """Which titles each appliance stores: rendezvous order, skipping appliances that are full.
+
+    Titles are placed most-copied first, so popular titles get their
+    preferred appliances; returns appliance id -> sorted title ids.
+    """
+    titles = np.asarray(title_ids, dtype=np.int64)
+    want = np.asarray(copies, dtype=np.int64)
+    if len(appliance_ids) == 0:
+        return {}
+    s = scores(titles, appliance_ids, capacities)
+    preference = np.argsort(s, axis=1, kind="stable")
+    room = np.floor(np.asarray(capacities, dtype=np.float64)).astype(np.int64)
+    held: list[list[int]] = [[] for _ in appliance_ids]
+    for i in np.argsort(-want, kind="stable"):
+        k = int(want[i])
+        if k <= 0:
+            break
+        for j in preference[i]:
+            if room[j] > 0:
+                held[j].append(int(titles[i]))
+                room[j] -= 1
+                k -= 1
+                if k == 0:
+                    break
+    return {a: np.array(sorted(h), dtype=np.int64) for a, h in zip(appliance_ids, held, strict=True)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one appliance fetches and deletes in its fill window."""
+
+    appliance_id: int
+    add: npt.NDArray[np.int64]
+    delete: npt.NDArray[np.int64]
+
+
+def manifests(before: Mapping[int, npt.ArrayLike], after: Mapping[int, npt.ArrayLike]) -> list[Manifest]:
+    """Per appliance, the titles to add and to delete to go from ``before`` to ``after``."""
+    out = []
+    for a in sorted(set(before) | set(after)):
+        old = np.asarray(before.get(a, ()), dtype=np.int64)
+        new = np.asarray(after.get(a, ()), dtype=np.int64)
+        out.append(Manifest(a, np.setdiff1d(new, old), np.setdiff1d(old, new)))
+    return out

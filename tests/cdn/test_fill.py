@@ -1,0 +1,94 @@
+"""Fill planning: copies by demand, weighted rendezvous placement, small churn, manifests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from openflix.cdn.fill import copies_for, manifests, place
+from openflix.errors import DataError
+
+
+def test_more_demand_gets_more_copies_within_the_sites_storage() -> None:
+    demand = 1.0 / np.arange(1, 1001)
+    copies = copies_for(demand, n_appliances=8, capacity=600)
+    assert copies.sum() <= 600
+    share = demand / demand.sum()
+    assert copies[0] == np.ceil(share[0] * 8) == 2  # 13% of the site's plays: two appliances' worth
+    assert copies[0] >= copies[10] >= copies[500] == 1
+    assert (np.diff(copies) <= 0).all()  # demand is sorted, so copies are too
+    assert copies[-1] == 0  # the tail does not fit
+    assert copies_for(np.zeros(5), 4, 100).sum() == 0
+    with pytest.raises(DataError, match="demand"):
+        copies_for([-1.0], 4, 10)
+
+
+def test_every_title_gets_its_copies_on_distinct_appliances_and_no_appliance_overflows() -> None:
+    titles = np.arange(2_000)
+    copies = np.where(titles < 200, 3, 1)
+    plan = place(titles, copies, [1, 2, 3, 4, 5], [700, 700, 700, 700, 700])
+    assert all(len(v) <= 700 for v in plan.values())
+    count = np.zeros(len(titles), dtype=int)
+    for held in plan.values():
+        assert len(set(held.tolist())) == len(held)
+        count[held] += 1
+    assert (count == copies).all()
+
+
+def test_capacity_weights_the_share() -> None:
+    titles = np.arange(20_000)
+    plan = place(titles, np.ones_like(titles), [1, 2, 3], [40_000, 20_000, 20_000])
+    shares = np.array([len(plan[a]) for a in (1, 2, 3)]) / len(titles)
+    assert shares[0] == pytest.approx(0.5, abs=0.02) and shares[1] == pytest.approx(0.25, abs=0.02)
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.integers(4, 12), st.integers(0, 10_000))
+def test_removing_or_adding_one_of_n_appliances_moves_about_one_nth(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    titles = np.sort(rng.choice(10**6, size=6_000, replace=False))
+    copies = np.ones(len(titles), dtype=np.int64)
+    ids = list(range(100, 100 + n))
+    caps = [10**6] * n  # storage not binding: pure rendezvous
+    before = place(titles, copies, ids, caps)
+    where = {int(t): a for a, held in before.items() for t in held.tolist()}
+
+    removed = ids[seed % n]
+    after = place(titles, copies, [a for a in ids if a != removed], caps[:-1])
+    moved = sum(1 for a, held in after.items() for t in held.tolist() if where[int(t)] != a)
+    assert moved == len(before[removed])  # only the removed appliance's titles move
+    assert moved / len(titles) == pytest.approx(1 / n, abs=0.03)
+
+    grown = place(titles, copies, [*ids, 999], [*caps, 10**6])
+    moved = sum(1 for a, held in grown.items() for t in held.tolist() if where[int(t)] != a)
+    assert moved == len(grown[999])  # titles move only onto the new appliance
+    assert moved / len(titles) == pytest.approx(1 / (n + 1), abs=0.03)
+
+
+def test_day_over_day_churn_is_only_what_demand_changed() -> None:
+    titles = np.arange(3_000)
+    ids, caps = [1, 2, 3, 4], [500, 500, 500, 500]
+    demand = 1.0 / np.arange(1, 3_001)
+    today = place(titles, copies_for(demand, 4, 2_000), ids, caps)
+    tomorrow_demand = demand.copy()
+    tomorrow_demand[[5, 6]] = tomorrow_demand[[6, 5]]  # two titles swap places
+    tomorrow = place(titles, copies_for(tomorrow_demand, 4, 2_000), ids, caps)
+    changes = manifests(today, tomorrow)
+    churn = sum(len(m.add) + len(m.delete) for m in changes)
+    assert churn <= 20
+    again = manifests(today, today)
+    assert all(len(m.add) == len(m.delete) == 0 for m in again)
+
+
+def test_manifests_say_what_to_add_and_delete() -> None:
+    [m] = manifests({7: [1, 2, 3]}, {7: [2, 3, 4]})
+    assert m.appliance_id == 7 and m.add.tolist() == [4] and m.delete.tolist() == [1]
+    [gone] = manifests({8: [1]}, {})
+    assert gone.delete.tolist() == [1] and gone.add.tolist() == []
+
+
+def test_zero_or_negative_capacity_is_refused() -> None:
+    with pytest.raises(DataError, match="capacities must be > 0"):
+        place([1], [1], [1, 2], [10, 0])
