@@ -43,6 +43,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from _doc import write_section
+from openflix.cli.platform import gunicorn_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "## API"
@@ -264,14 +265,7 @@ def get(url: str, token: str | None = None, timeout: float = 10.0) -> int:
 def start_gunicorn(
     tmp: Path, env: dict[str, str], bind: str, workers: int, threads: int
 ) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:openflix.gunicorn_conf",
-        "openflix.api.wsgi:app",
-    ]
+    cmd = gunicorn_argv()
     server_env = {
         **os.environ,
         **env,

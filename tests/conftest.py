@@ -64,6 +64,21 @@ def make_interactions(
     )
 
 
+def write_ratings_csv(data: Interactions, path: Path) -> Path:
+    """``data`` as a MovieLens-latest ``ratings.csv`` (userId, movieId, rating, timestamp)."""
+    import pandas as pd
+
+    pd.DataFrame(
+        {
+            "userId": data.user_ids[data.users],
+            "movieId": data.item_ids[data.items],
+            "rating": data.ratings,
+            "timestamp": data.timestamps,
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture
 def small() -> Interactions:
     return make_interactions()

@@ -29,9 +29,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from openflix.jobs.worker import pid_alive
 
 __all__ = [
     "ServerError",
@@ -71,25 +74,6 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _alive(pid: int) -> bool:
-    """True if process ``pid`` exists and is not a zombie.
-
-    A killed daemon is re-parented to PID 1, which may reap it late (or never, in a container without an
-    init), so ``os.kill(pid, 0)`` alone would keep reporting it alive.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return not Path("/proc/self").exists()  # vanished meanwhile (or no /proc: trust os.kill)
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
 def _group_alive(pgid: int) -> bool:
     """True if any non-zombie process is in process group ``pgid`` (Linux /proc; False elsewhere)."""
     for stat_path in Path("/proc").glob("[0-9]*/stat"):
@@ -126,7 +110,30 @@ def _redis_ping(port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-class ThrowawayRedis:
+class _Throwaway(ABC):
+    """A server started for a test: a context manager that starts it and always cleans up."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class ThrowawayRedis(_Throwaway):
     """A ``redis-server`` on 127.0.0.1 at a free port with persistence off (``--save "" --appendonly no``).
 
     Data lives only in memory, so a stop or restart loses every key. Use as a context manager; the
@@ -251,19 +258,6 @@ class ThrowawayRedis:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
                 self.tmpdir = None
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"ThrowawayRedis(port={self.port}, running={self.running})"
 
@@ -320,7 +314,7 @@ def postgres_missing() -> str | None:
     return None
 
 
-class ThrowawayPostgres:
+class ThrowawayPostgres(_Throwaway):
     """A fresh PostgreSQL cluster in a temporary directory, on 127.0.0.1 at a free port.
 
     Trust authentication (user ``postgres``, no password), unix socket inside the temporary directory,
@@ -512,7 +506,7 @@ class ThrowawayPostgres:
         except ServerError:
             self._kill_postmaster()
             pid, _ = self._postmaster_pid()
-            if pid is not None and _alive(pid):
+            if pid is not None and pid_alive(pid):
                 raise
 
     def kill(self) -> None:
@@ -539,9 +533,9 @@ class ThrowawayPostgres:
             else:
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while (_alive(pid) or (group == pid and _group_alive(pid))) and time.monotonic() < deadline:
+        while (pid_alive(pid) or (group == pid and _group_alive(pid))) and time.monotonic() < deadline:
             time.sleep(0.01)
-        if not _alive(pid):
+        if not pid_alive(pid):
             # The postmaster is dead but may linger as a zombie until PID 1 reaps it (seconds here; never
             # without a reaping init). The next postmaster would see its pid in the lock files, find it
             # "running" with kill(pid, 0) and refuse to start, so remove the stale lock files now.
@@ -567,19 +561,6 @@ class ThrowawayPostgres:
             if self.tmpdir is not None:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
                 self.tmpdir = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ThrowawayPostgres(port={self.port}, running={self.running})"

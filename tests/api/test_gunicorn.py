@@ -7,20 +7,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from openflix.cli.platform import gunicorn_argv
 from openflix.recs.data import Interactions
 from openflix.registry.versions import promote, rollback
 from openflix.services.training import train_version
 from tests.api.conftest import Served, make_settings, serve_platform
 from tests.servers import free_port
-
-CONF = "python:openflix.gunicorn_conf"
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +43,7 @@ def server(
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = (tmp / "gunicorn.log").open("w")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:openflix.gunicorn_conf",
-            "openflix.api.wsgi:app",
-        ],
+        gunicorn_argv(),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from openflix.cli import cli
 from openflix.recs.data import Interactions
+from tests.conftest import write_ratings_csv
 
 
 @pytest.fixture
@@ -25,25 +26,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return values
 
 
-def _csv(data: Interactions, path: Path) -> Path:
-    import pandas as pd
-
-    pd.DataFrame(
-        {
-            "userId": data.user_ids[data.users],
-            "movieId": data.item_ids[data.items],
-            "rating": data.ratings,
-            "timestamp": data.timestamps,
-        }
-    ).to_csv(path, index=False)
-    return path
-
-
 def test_import_train_promote_rollback_and_tokens(
     env: dict[str, str], tmp_path: Path, store_data: Interactions
 ) -> None:
     run = CliRunner().invoke
-    csv = _csv(store_data, tmp_path / "ratings.csv")
+    csv = write_ratings_csv(store_data, tmp_path / "ratings.csv")
     r = run(cli, ["db", "import", "--data", str(csv)])
     assert r.exit_code == 0, r.output
     assert f"{store_data.nnz:,} events" in r.output
@@ -103,7 +90,7 @@ def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None
 def test_demo_without_serving_sets_everything_up(
     env: dict[str, str], tmp_path: Path, store_data: Interactions
 ) -> None:
-    csv = _csv(store_data, tmp_path / "ratings.csv")
+    csv = write_ratings_csv(store_data, tmp_path / "ratings.csv")
     r = CliRunner().invoke(cli, ["demo", "--no-serve", "--data", str(csv)])
     assert r.exit_code == 0, r.output
     assert "put it in production" in r.output and "#token=ofx_" in r.output and "/docs" in r.output

@@ -22,21 +22,7 @@ from openflix.services.platform import Platform
 from openflix.store.db import upgrade
 from openflix.store.tokens import create_token
 from tests.api.conftest import make_settings
-from tests.conftest import fresh_postgres, fresh_redis
-
-
-def _write_csv(data: Interactions, path: Path) -> Path:
-    import pandas as pd
-
-    pd.DataFrame(
-        {
-            "userId": data.user_ids[data.users],
-            "movieId": data.item_ids[data.items],
-            "rating": data.ratings,
-            "timestamp": data.timestamps,
-        }
-    ).to_csv(path, index=False)
-    return path
+from tests.conftest import fresh_postgres, fresh_redis, write_ratings_csv
 
 
 def test_in_process_jobs_import_train_and_report_through_the_api(
@@ -51,7 +37,7 @@ def test_in_process_jobs_import_train_and_report_through_the_api(
         _, token = create_token(conn, "operator")
     client = create_app(platform=platform).test_client()
     headers = {"Authorization": f"Bearer {token}"}
-    csv = _write_csv(store_data, tmp_path / "ratings.csv")
+    csv = write_ratings_csv(store_data, tmp_path / "ratings.csv")
 
     r = client.post("/jobs", json={"kind": "import", "params": {"path": str(csv)}}, headers=headers)
     assert r.status_code == 202 and r.get_json()["status"] in ("queued", "started", "finished")

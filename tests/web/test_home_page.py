@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from openflix.cli.platform import gunicorn_argv
 from openflix.recs.data import Interactions
 from openflix.services.catalog import import_interactions
 from openflix.services.platform import Platform
@@ -128,11 +128,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, store_data: Interactions) -> 
     port = free_port()
     env["OPENFLIX_BIND"] = f"127.0.0.1:{port}"
     log = tmp / "gunicorn.log"
-    command = [sys.executable, "-m", "gunicorn", "--config", "python:openflix.gunicorn_conf"]
     with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, "openflix.api.wsgi:app"], env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT
-        )
+        server = subprocess.Popen(gunicorn_argv(), env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
     try:
         s = Site(f"http://127.0.0.1:{port}", member_id, token)
         _wait_ready(s, server, log)

@@ -159,15 +159,20 @@ def serve(bind: str | None, workers: int | None) -> None:
     exec_gunicorn(bind, workers)
 
 
+def gunicorn_argv() -> list[str]:
+    """The command that serves the API with Gunicorn and its config ``openflix.gunicorn_conf``."""
+    conf = "python:openflix.gunicorn_conf"
+    return [sys.executable, "-m", "gunicorn", "--config", conf, "openflix.api.wsgi:app"]
+
+
 def exec_gunicorn(bind: str | None = None, workers: int | None = None) -> None:
-    """Replace this process with Gunicorn serving the API (config: ``openflix.gunicorn_conf``)."""
+    """Replace this process with Gunicorn serving the API."""
     if bind:
         os.environ["OPENFLIX_BIND"] = bind
     if workers:
         os.environ["OPENFLIX_WORKERS"] = str(workers)
     sys.stdout.flush()
-    conf = "python:openflix.gunicorn_conf"
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", conf, "openflix.api.wsgi:app"])
+    os.execv(sys.executable, gunicorn_argv())
 
 
 @click.command()

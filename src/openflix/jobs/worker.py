@@ -49,6 +49,7 @@ __all__ = [
     "STALE_AFTER",
     "OpenflixWorker",
     "host_identity",
+    "pid_alive",
     "requeue_abandoned",
     "run_worker",
     "worker_alive",
@@ -83,8 +84,13 @@ def host_identity() -> str | None:
     return f"{boot}/{namespace}" if boot else None
 
 
-def _pid_alive(pid: int) -> bool:
-    """True if process ``pid`` exists and is not a zombie."""
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` exists and is not a zombie.
+
+    A killed process is re-parented to PID 1, which may reap it late (or never,
+    in a container without an init), so ``os.kill(pid, 0)`` alone would keep
+    reporting it alive.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -94,7 +100,7 @@ def _pid_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True  # no /proc to look deeper: kill(pid, 0) said it exists
+        return not Path("/proc/self").exists()  # vanished meanwhile (or no /proc: trust os.kill)
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
@@ -112,7 +118,7 @@ def worker_alive(redis: Redis, name: str, *, current: str | None = None) -> bool
     pid = data.get("pid", "")
     if here is not None and data.get(HOST_FIELD) == here and pid.isdigit():
         # A previous incarnation of this very process (a restarted container's PID 1, say) is dead too.
-        return int(pid) != os.getpid() and _pid_alive(int(pid))
+        return int(pid) != os.getpid() and pid_alive(int(pid))
     return True
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def promote(conn: Connection, version_id: int, *, action: str = "promote") -> Ve
     """Put ``version_id`` in production (serving processes switch to it within seconds)."""
     info = get_version(conn, version_id)
     conn.execute(insert(Promotion).values(version_id=version_id, action=action, at=int(time.time())))
-    return VersionInfo(**{**info.__dict__, "in_production": True})
+    return replace(info, in_production=True)
 
 
 def rollback(conn: Connection) -> VersionInfo:
