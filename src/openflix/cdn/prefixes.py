@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pytricia
 
@@ -49,14 +50,31 @@ def normalize_prefix(text: str, where: str = "prefix") -> str:
         ) from None
 
 
-def normalize_ip(text: str) -> str:
-    """A client address in canonical form (IPv4-mapped IPv6 becomes IPv4); :class:`DataError` if malformed."""
+@lru_cache(maxsize=65536)
+def normalize_ip(client_ip: str) -> str:
+    """The canonical text of an IP address: what steering looks up and signed URLs are bound to.
+
+    ``'::FFFF:1.2.3.4'`` → ``'1.2.3.4'``, ``'2001:DB8:0::1'`` → ``'2001:db8::1'``,
+    ``'fe80::1%eth0'`` → ``'fe80::1'``.  Raises :class:`~openflix.errors.DataError`
+    for anything that is not one IPv4 or IPv6 address.
+    """
     try:
-        address = ipaddress.ip_address(text.strip())
+        if ":" not in client_ip:
+            # IPv4Address accepts only canonical dotted quads (no leading zeros since Python 3.9.5),
+            # so what parses is its own canonical text.
+            ipaddress.IPv4Address(client_ip)
+            return client_ip
+        address = ipaddress.ip_address(client_ip)
     except ValueError:
-        raise DataError(f"ip: {text!r} is not an IPv4 or IPv6 address") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+        raise DataError(
+            f"ip {client_ip!r} is not an IPv4 or IPv6 address: the client IP must be one IPv4 or IPv6 "
+            "address, the peer address, not a header list"
+        ) from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if address.scope_id is not None:
+            return str(ipaddress.IPv6Address(int(address)))
     return str(address)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import operator
 import re
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from openflix.cdn.prefixes import normalize_ip
 from openflix.errors import ConfigError, DataError, OpenflixError
 
 __all__ = [
@@ -173,34 +173,6 @@ def _check_key_id(key_id: object) -> None:
         raise ConfigError(
             f"signing keys: a key id must be 1..32 of A-Z a-z 0-9 _ - (got {key_id!r}); rename the key"
         )
-
-
-@lru_cache(maxsize=65536)
-def normalize_ip(client_ip: str) -> str:
-    """The canonical text of an IP address, as signed.
-
-    ``'::FFFF:1.2.3.4'`` → ``'1.2.3.4'``, ``'2001:DB8:0::1'`` → ``'2001:db8::1'``,
-    ``'fe80::1%eth0'`` → ``'fe80::1'``.  Raises :class:`~openflix.errors.DataError`
-    for anything that is not one IPv4 or IPv6 address.
-    """
-    try:
-        if ":" not in client_ip:
-            # IPv4Address accepts only canonical dotted quads (no leading zeros since Python 3.9.5),
-            # so what parses is its own canonical text.
-            ipaddress.IPv4Address(client_ip)
-            return client_ip
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        raise DataError(
-            f"client IP must be one IPv4 or IPv6 address (got {client_ip!r}); "
-            "pass the peer address, not a header list"
-        ) from None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        if address.scope_id is not None:
-            return str(ipaddress.IPv6Address(int(address)))
-    return str(address)
 
 
 @lru_cache(maxsize=4096)
