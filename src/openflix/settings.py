@@ -1,21 +1,27 @@
 """Typed settings with embedded defaults, overridden by ``OPENFLIX_*`` environment variables.
 
-=========================  ===========================================  ==========================
-variable                   meaning                                      default
-=========================  ===========================================  ==========================
-``OPENFLIX_DATA``          the dataset ``make run`` and ``--data`` use  the bundled latest-small
-``OPENFLIX_MODEL``         the default model's name                     ``sequential``
-``OPENFLIX_DATASETS_URL``  where ``openflix data fetch`` downloads      GroupLens' file server
-``OPENFLIX_SEED``          seed of every random choice                  ``42``
-``OPENFLIX_DATABASE_URL``  SQLAlchemy URL of the database               ``sqlite:///openflix.db``
-``OPENFLIX_REDIS_URL``     Redis for jobs and rate limits               empty: jobs run in-process
-``OPENFLIX_ARTIFACTS``     model artifacts: a directory or s3://b/p     ``artifacts``
-``OPENFLIX_REGIONS``       regions members are assigned to on import    ``us,ca,br,gb,de,jp``
-``OPENFLIX_RATE_LIMIT``    requests allowed per token                   ``6000/minute``
-``OPENFLIX_MAX_BODY_MB``   largest request body accepted (MB)           ``16``
-``OPENFLIX_MODEL_POLL``    how often servers look for a promotion (s)   ``2.0``
-``OPENFLIX_RETRAIN_AT``    daily retrain time, HH:MM UTC, or ``off``    ``03:00``
-=========================  ===========================================  ==========================
+===========================  ===========================================  ==========================
+variable                     meaning                                      default
+===========================  ===========================================  ==========================
+``OPENFLIX_DATA``            the dataset ``make run`` and ``--data`` use  the bundled latest-small
+``OPENFLIX_MODEL``           the default model's name                     ``sequential``
+``OPENFLIX_DATASETS_URL``    where ``openflix data fetch`` downloads      GroupLens' file server
+``OPENFLIX_SEED``            seed of every random choice                  ``42``
+``OPENFLIX_DATABASE_URL``    SQLAlchemy URL of the database               ``sqlite:///openflix.db``
+``OPENFLIX_REDIS_URL``       Redis for jobs and rate limits               empty: jobs run in-process
+``OPENFLIX_ARTIFACTS``       model artifacts: a directory or s3://b/p     ``artifacts``
+``OPENFLIX_REGIONS``         regions members are assigned to on import    ``us,ca,br,gb,de,jp``
+``OPENFLIX_RATE_LIMIT``      requests allowed per token                   ``6000/minute``
+``OPENFLIX_MAX_BODY_MB``     largest request body accepted (MB)           ``16``
+``OPENFLIX_MODEL_POLL``      how often servers look for a promotion (s)   ``2.0``
+``OPENFLIX_RETRAIN_AT``      daily retrain time, HH:MM UTC, or ``off``    ``03:00``
+``OPENFLIX_TOPOLOGY``        the CDN topology ``make run`` imports        the bundled sample
+``OPENFLIX_HEALTH_STALE_S``  a health report older than this is unknown   ``300``
+``OPENFLIX_URL_KEYS``       URL signing keys ``id:hex,…``; first signs   a generated local key file
+``OPENFLIX_URL_TTL_S``       how long a signed playback URL is valid (s)  ``21600``
+``OPENFLIX_TITLE_GB``       storage one title takes on an appliance, GB  ``100``
+``OPENFLIX_FILL``            fill each site in its window, or ``off``     ``on``
+===========================  ===========================================  ==========================
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ class Settings:
     max_body_mb: float = 16.0
     model_poll: float = 2.0
     retrain_at: str = "03:00"
+    topology: Path = field(default_factory=lambda: project_root() / "data" / "topology.yaml")
+    health_stale_s: float = 300.0
+    url_keys: str = ""
+    url_ttl_s: float = 21_600.0
+    title_gb: float = 100.0
+    fill: str = "on"
 
     @property
     def region_list(self) -> tuple[str, ...]:
@@ -74,7 +86,7 @@ class Settings:
             raw = env.get(prefix + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = Path if f.name == "data" else type(getattr(cls, f.name))
+            kind = Path if f.name in ("data", "topology") else type(getattr(cls, f.name))
             try:
                 values[f.name] = Path(raw) if issubclass(kind, Path) else kind(raw)
             except ValueError as exc:

@@ -69,6 +69,7 @@ def make_settings(database_url: str, artifacts: str, **changes: Any) -> Settings
         "model_poll": 0.05,
         "retrain_at": "off",
         "rate_limit": "100000/minute",
+        "url_keys": "test:" + "ab" * 32,
     }
     values.update(changes)
     return Settings(**values)

@@ -51,7 +51,7 @@ def create_app(
     config: dict[str, Any] | None = None,
 ) -> APIFlask:
     """The openflix API on ``platform`` (default: adapters from ``OPENFLIX_*`` settings)."""
-    from openflix.api import catalog, jobs, members, models, ops, problems, schemas, web
+    from openflix.api import catalog, cdn, jobs, members, models, ops, problems, schemas, web
 
     platform = platform or Platform(settings or Settings.from_env())
     # No static folder of the app's own: its /static route would shadow the web blueprint's (home.js).
@@ -103,7 +103,7 @@ def create_app(
             429, f"rate limit exceeded ({exc.description}); slow down", headers={"Retry-After": "60"}
         )
 
-    for bp in (ops.bp, catalog.bp, members.bp, models.bp, jobs.bp, web.bp):
+    for bp in (ops.bp, catalog.bp, members.bp, models.bp, jobs.bp, cdn.bp, web.bp):
         app.register_blueprint(bp)
     return app
 

@@ -226,7 +226,7 @@ class TestOut(Schema):
 
 
 class JobIn(Schema):
-    kind = String(required=True, validate=OneOf(["import", "train", "retrain", "evaluate"]))
+    kind = String(required=True, validate=OneOf(["import", "train", "retrain", "evaluate", "fill"]))
     params = Dict(load_default=dict)
 
 

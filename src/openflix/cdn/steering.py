@@ -135,8 +135,10 @@ class Steering:
             )
             for region in {*self._exchange, self.default_region, *self._site_region.values()}
         }
+        # Holders are kept as given (unusable appliances included): every lookup below intersects
+        # them with the usable ones, so a snapshot rebuilt for a health change reuses the placement.
         self._holders = {
-            title: frozenset(a for a in ids if a in self._rank) for title, ids in placement.items()
+            title: ids if isinstance(ids, frozenset) else frozenset(ids) for title, ids in placement.items()
         }
 
     @property

@@ -34,13 +34,14 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from openflix.cli import data, demo, platform, recs
+    from openflix.cli import cdn, data, demo, platform, recs
 
     for command in (platform.db, platform.tokens, platform.models, platform.serve, platform.worker):
         cli.add_command(command)
     cli.add_command(data.data)
     cli.add_command(recs.recs)
     cli.add_command(demo.demo)
+    cli.add_command(cdn.cdn)
 
 
 _register()

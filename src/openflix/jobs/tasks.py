@@ -72,11 +72,29 @@ def _evaluate(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
     return {r.model: r.metrics for r in results}
 
 
+def _fill(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
+    from datetime import date
+
+    from openflix.services.fill import fill_order, fill_site
+
+    s = platform.settings
+    sites = [str(params["site"])] if params.get("site") else fill_order(platform.engine)
+    try:
+        day = date.fromisoformat(str(params["day"])) if params.get("day") else None
+    except ValueError:
+        raise DataError(f"params.day: expected a date YYYY-MM-DD, got {params['day']!r}") from None
+    reports = [
+        fill_site(platform.engine, n, title_gb=s.title_gb, stale_s=s.health_stale_s, day=day) for n in sites
+    ]
+    return {"sites": [r.__dict__ for r in reports]}
+
+
 KINDS: dict[str, Callable[[Platform, dict[str, Any]], dict[str, Any]]] = {
     "import": _import,
     "train": _train,
     "retrain": _retrain,
     "evaluate": _evaluate,
+    "fill": _fill,
 }
 """Job kinds and the use case each runs."""
 

@@ -254,6 +254,9 @@ def run_worker(platform: Platform, *, burst: bool = False) -> None:
     requeue_abandoned(redis, platform)
     if not burst:
         start_clock(platform)
+        from openflix.services.fill import start_fill_clock
+
+        start_fill_clock(platform)
     worker = OpenflixWorker(
         [Queue(QUEUE, connection=redis)], connection=redis, job_monitoring_interval=JOB_MONITORING_INTERVAL
     )

@@ -21,6 +21,7 @@ from openflix.store.db import connect
 
 if TYPE_CHECKING:
     from openflix.jobs.runner import JobRunner
+    from openflix.services.openconnect import SteeringService
 
 __all__ = ["Platform"]
 
@@ -42,6 +43,12 @@ class Platform:
     @cached_property
     def holder(self) -> ModelHolder:
         return ModelHolder(self.engine, self.artifacts, poll=self.settings.model_poll)
+
+    @cached_property
+    def steering(self) -> SteeringService:
+        from openflix.services.openconnect import SteeringService
+
+        return SteeringService(self.engine, self.settings)
 
     @cached_property
     def home(self) -> HomeService:

@@ -17,20 +17,32 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ISP",
     "ABTest",
     "ApiToken",
+    "Appliance",
+    "ApplianceModel",
     "Base",
+    "CdnMeta",
+    "Component",
     "Event",
+    "Fill",
+    "Holding",
     "JobRecord",
+    "Manifest",
     "Member",
     "ModelVersion",
     "Promotion",
+    "RegionPrefix",
+    "Site",
+    "SitePrefix",
     "Title",
     "TitleRegion",
 ]
@@ -162,3 +174,140 @@ class JobRecord(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- Open Connect inventory --------------------------------------------------------------------------
+
+
+class CdnMeta(Base):
+    """Small CDN-wide values: ``default_region``, and change counters steering snapshots compare."""
+
+    __tablename__ = "cdn_meta"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class RegionPrefix(Base):
+    """A prefix of a whole region: where a client no ISP announces is steered."""
+
+    __tablename__ = "cdn_region_prefixes"
+    prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
+    region: Mapped[str] = mapped_column(String(100))
+
+
+class ApplianceModel(Base):
+    """An appliance model: storage in TB, throughput in Gbps, its component layout."""
+
+    __tablename__ = "cdn_models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    storage_tb: Mapped[float] = mapped_column(Float)
+    throughput_gbps: Mapped[float] = mapped_column(Float)
+    disks: Mapped[int] = mapped_column(Integer, default=0)
+    nics: Mapped[int] = mapped_column(Integer, default=0)
+    psus: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ISP(Base):
+    """An ISP that hosts embedded sites, by name and autonomous system number."""
+
+    __tablename__ = "cdn_isps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    asn: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class Site(Base):
+    """A site: embedded in an ISP (``isp_id`` set) or at an internet exchange; fill window in local time."""
+
+    __tablename__ = "cdn_sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(100), index=True)
+    country: Mapped[str] = mapped_column(String(100), default="")
+    latitude: Mapped[float] = mapped_column(Float, default=0.0)
+    longitude: Mapped[float] = mapped_column(Float, default=0.0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    fill_window: Mapped[str] = mapped_column(String(11), default="02:00-06:00")
+    isp_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("cdn_isps.id"))
+
+
+class SitePrefix(Base):
+    """A client prefix an ISP announces to one of its embedded sites."""
+
+    __tablename__ = "cdn_prefixes"
+    site_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cdn_sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
+    isp_id: Mapped[int] = mapped_column(Integer, ForeignKey("cdn_isps.id", ondelete="CASCADE"), index=True)
+    __table_args__ = (Index("ix_cdn_prefixes_prefix", "prefix"),)
+
+
+class Appliance(Base):
+    """An appliance, with its latest health report (load 0..1, served Gbps, Unix seconds)."""
+
+    __tablename__ = "cdn_appliances"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(100), unique=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+    site_id: Mapped[int] = mapped_column(Integer, ForeignKey("cdn_sites.id"), index=True)
+    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("cdn_models.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    reported_at: Mapped[int | None] = mapped_column(BigInteger)
+    load: Mapped[float | None] = mapped_column(Float)
+    served_gbps: Mapped[float | None] = mapped_column(Float)
+
+
+class Component(Base):
+    """A hardware component of an appliance (disk, NIC, PSU) and its state: ok, degraded, failed."""
+
+    __tablename__ = "cdn_components"
+    appliance_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cdn_appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+
+
+class Holding(Base):
+    """What an appliance stores: its title ids as little-endian int64 bytes (one row per appliance)."""
+
+    __tablename__ = "cdn_holdings"
+    appliance_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cdn_appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    titles: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Fill(Base):
+    """One planned fill of a site for a local day: where it fills from and what moved."""
+
+    __tablename__ = "cdn_fills"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer, ForeignKey("cdn_sites.id", ondelete="CASCADE"), index=True)
+    day: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(100))
+    titles: Mapped[int] = mapped_column(Integer)
+    copies: Mapped[int] = mapped_column(Integer)
+    added: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Manifest(Base):
+    """One appliance's part of a fill: title ids to fetch and to delete, as JSON lists."""
+
+    __tablename__ = "cdn_manifests"
+    fill_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cdn_fills.id", ondelete="CASCADE"), primary_key=True
+    )
+    appliance_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("cdn_appliances.id", ondelete="CASCADE"), primary_key=True
+    )
+    add: Mapped[list[int]] = mapped_column(JSON)
+    delete: Mapped[list[int]] = mapped_column(JSON)

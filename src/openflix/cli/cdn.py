@@ -1,0 +1,137 @@
+"""``openflix cdn``: the Open Connect control plane from the command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from openflix.cli.recs import err, out
+from openflix.services.platform import Platform
+from openflix.store.db import upgrade
+
+__all__ = ["cdn"]
+
+
+def _platform() -> Platform:
+    p = Platform()
+    upgrade(p.engine)
+    return p
+
+
+@click.group()
+def cdn() -> None:
+    """Open Connect: inventory, steering, fill."""
+
+
+@cdn.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def import_(path: Path) -> None:
+    """Make the inventory equal to a topology file (JSON or YAML): validated whole, all or nothing."""
+    from openflix.cdn.topology import load_file
+    from openflix.services.openconnect import import_topology
+
+    topo = load_file(path)
+    report = import_topology(_platform().engine, topo)
+    changed = ", ".join(
+        f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}"
+        for kind, c in report.changes.items()
+        if any(c.values())
+    )
+    click.echo(
+        f"{path}: {len(topo.sites)} sites, {len(topo.isps)} ISPs, {len(topo.appliances)} appliances; "
+        f"{changed or 'nothing changed'}"
+    )
+
+
+@cdn.command("export")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def export(fmt: str, output: Path | None) -> None:
+    """Write the whole inventory as a topology document (stdout, or --output)."""
+    from openflix.cdn.topology import dump
+    from openflix.services.openconnect import export_topology
+
+    text = dump(export_topology(_platform().engine), fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+
+
+@cdn.command("steer")
+@click.argument("ip")
+@click.argument("title", type=int)
+@click.option("-n", type=click.IntRange(1, 20), default=3, show_default=True, help="URLs to return at most.")
+def steer(ip: str, title: int, n: int) -> None:
+    """Where the client IP plays TITLE: signed URLs, best first (or the origin)."""
+    result = _platform().steering.steer(ip, title, n)
+    d = result.decision
+    click.echo(f"client {d.ip}: region {d.region}, ISP {d.isp or '-'}")
+    if d.origin:
+        click.echo(f"title {title}: no healthy appliance holds it -> origin")
+    for choice, url in zip(d.choices, result.urls, strict=True):
+        click.echo(f"{choice.tier:9} {url}")
+
+
+@cdn.command("fill")
+@click.option("--site", default=None, help="One site (default: every site, exchange sites first).")
+@click.option("--day", default=None, help="The local day filled, YYYY-MM-DD (default: the data's today).")
+def fill(site: str | None, day: str | None) -> None:
+    """Plan the fill now: copies by predicted demand, placed on healthy appliances, manifests stored."""
+    from datetime import date
+
+    from openflix.errors import DataError
+    from openflix.services.fill import fill_order, fill_site
+
+    p = _platform()
+    try:
+        when = date.fromisoformat(day) if day else None
+    except ValueError:
+        raise DataError(f"--day: expected a date YYYY-MM-DD, got {day!r}") from None
+    names = [site] if site else fill_order(p.engine)
+    total = 0.0
+    for name in names:
+        r = fill_site(
+            p.engine, name, title_gb=p.settings.title_gb, stale_s=p.settings.health_stale_s, day=when
+        )
+        total += r.seconds
+        skipped = f"; skipped {', '.join(r.skipped)}" if r.skipped else ""
+        click.echo(
+            f"{r.site:22} {r.day} from {r.source:10} {r.appliances:3} appliances {r.titles:6,} titles "
+            f"{r.copies:7,} copies +{r.added:,} -{r.deleted:,}{skipped}"
+        )
+    out.print(f"{len(names)} site(s) planned in {total:.1f} s")
+
+
+@cdn.command("fleet")
+@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between reports.")
+@click.option("--once", is_flag=True, help="Report once and exit.")
+def fleet(interval: float, once: bool) -> None:
+    """Report health for every active appliance, like a lab fleet (all components ok, random load).
+
+    For demonstrations and tests where no real appliances report: without
+    reports, every appliance is unknown and steering sends everyone to the origin.
+    """
+    from openflix.services.openconnect import report_health
+    from openflix.store.cdn import appliance_rows
+
+    p = _platform()
+    rng = np.random.default_rng(p.settings.seed)
+    while True:
+        with p.engine.connect() as conn:
+            rows = [r for r in appliance_rows(conn) if r.status == "active"]
+        for r in rows:
+            load = float(rng.uniform(0.05, 0.8))
+            report_health(
+                p.engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={},
+                stale_s=p.settings.health_stale_s,
+            )  # fmt: skip
+        err.print(f"reported {len(rows)} appliances")
+        if once:
+            return
+        time.sleep(interval)

@@ -1,0 +1,256 @@
+"""The nightly fill of one site: predicted demand -> copies -> placement -> per-appliance manifests.
+
+Members are mapped to sites the way MovieLens cannot say (it has no
+geography): a member's region is stored, and within its region a member
+belongs to one embedded site, by member id modulo the region's embedded
+sites (in id order).  An exchange site serves its whole region.
+
+Demand per title is the site's members' plays decayed by age
+(:func:`openflix.cdn.forecast.site_demand`), as of the start of the day
+being filled — nothing from that day is used.  "Now" for a dataset is the
+newest event in the store when that is older than the clock (MovieLens
+ends years ago), so the fill follows the data's own calendar.
+
+Tiers: exchange sites fill from the origin; embedded sites fill from the
+nearest exchange site of their region (great-circle distance), or the
+nearest anywhere when their region has none.  Only active appliances that
+are healthy now are planned on; a draining, failed or silent appliance
+keeps what it holds (no manifest) and is planned around, so the next fill
+moves its share to the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, func, select
+
+from openflix.cdn import fill as core
+from openflix.cdn.inventory import SiteKind
+from openflix.errors import NotFoundError
+from openflix.services.openconnect import HEALTHY, _state
+from openflix.store import cdn as store
+from openflix.store.db import translating
+from openflix.store.schema import Event, Fill, Member, Title
+from openflix.store.schema import Site as SiteTable
+
+if TYPE_CHECKING:
+    from openflix.services.platform import Platform
+
+__all__ = ["FillReport", "due_sites", "fill_site", "start_fill_clock"]
+
+log = logging.getLogger("openflix.cdn")
+DAY = 86_400
+HALF_LIFE_DAYS = 7.0
+"""Half-life of a play's weight in the demand forecast."""
+
+
+@dataclass(frozen=True)
+class FillReport:
+    """What one site's fill planned: copies placed, titles added and deleted, seconds taken."""
+
+    site: str
+    day: str
+    source: str
+    appliances: int
+    skipped: list[str]
+    titles: int
+    copies: int
+    added: int
+    deleted: int
+    seconds: float
+    fill_id: int | None
+
+
+def _distance_km(a: Any, b: Any) -> float:
+    la1, lo1, la2, lo2 = map(math.radians, (a.latitude, a.longitude, b.latitude, b.longitude))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 12_742.0 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def source_of(site: Any, sites: Sequence[Any]) -> str:
+    """Where a site fills from: ``origin`` for an exchange site, else its nearest exchange site's name."""
+    if site.kind == SiteKind.EXCHANGE:
+        return "origin"
+    exchanges = [s for s in sites if s.kind == SiteKind.EXCHANGE]
+    if not exchanges:
+        return "origin"
+    same = [s for s in exchanges if s.region == site.region] or exchanges
+    return str(min(same, key=lambda s: (_distance_km(site, s), s.id)).name)
+
+
+def site_members(engine: Engine, site: Any, sites: Sequence[Any]) -> npt.NDArray[np.int64] | None:
+    """The member ids a site serves (``None``: every member of its region, for an exchange site)."""
+    if site.kind == SiteKind.EXCHANGE:
+        return None
+    embedded = sorted(s.id for s in sites if s.kind == SiteKind.EMBEDDED and s.region == site.region)
+    with translating(engine), engine.connect() as conn:
+        ids = np.array(
+            conn.execute(select(Member.id).where(Member.region == site.region)).scalars().all(), np.int64
+        )
+    mine: npt.NDArray[np.int64] = ids[ids % len(embedded) == embedded.index(site.id)]
+    return mine
+
+
+def demand(
+    engine: Engine, site: Any, sites: Sequence[Any], before: int, titles: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Decayed plays of the site's members per title ``(n_titles,)``, from events before ``before``.
+
+    ``before`` is Unix seconds; a play ``d`` days old weighs ``0.5 ** (d / HALF_LIFE_DAYS)``.
+    """
+    members = site_members(engine, site, sites)
+    q = select(Event.title_id, Event.ts).join(Member, Member.id == Event.member_id).where(Event.ts < before)
+    q = q.where(Member.region == site.region)
+    if members is not None:
+        q = q.where(Event.member_id.in_(members.tolist()))
+    with translating(engine), engine.connect() as conn:
+        rows = conn.execute(q).all()
+    if not rows:
+        return np.zeros(titles.size)
+    arr = np.array(rows, dtype=np.int64)
+    index = np.searchsorted(titles, arr[:, 0])
+    age_days = (before - arr[:, 1]) / DAY
+    return np.bincount(index, weights=0.5 ** (age_days / HALF_LIFE_DAYS), minlength=titles.size).astype(
+        np.float64
+    )
+
+
+def data_now(engine: Engine) -> int:
+    """ "Now" for fills: the clock, or the newest event's time when the data ends earlier (Unix s)."""
+    with translating(engine), engine.connect() as conn:
+        newest = conn.execute(select(func.max(Event.ts))).scalar()
+    now = int(time.time())
+    return now if newest is None else min(now, int(newest) + 1)
+
+
+def fill_site(
+    engine: Engine, site_name: str, *, title_gb: float, stale_s: float, day: date | None = None
+) -> FillReport:
+    """Plan and record one site's fill for ``day`` (default: the site's local today)."""
+    started = time.perf_counter()
+    with translating(engine), engine.connect() as conn:
+        sites = list(conn.execute(select(SiteTable).order_by(SiteTable.id)).all())
+        titles = np.array(conn.execute(select(Title.id).order_by(Title.id)).scalars().all(), dtype=np.int64)
+    site = next((s for s in sites if s.name == site_name), None)
+    if site is None:
+        raise NotFoundError(f"site {site_name!r} does not exist")
+    zone = ZoneInfo(site.timezone)
+    now = data_now(engine)
+    if day is None:
+        day = datetime.fromtimestamp(now, zone).date()
+    start_of_day = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+    with translating(engine), engine.connect() as conn:
+        rows = store.appliance_rows(conn, site_id=site.id)
+        current = store.holdings(conn, [r.id for r in rows])
+    clock = time.time()
+    usable = [r for r in rows if r.status == "active" and _state(r, clock, stale_s) in HEALTHY]
+    skipped = [
+        f"{r.serial} ({r.status if r.status != 'active' else _state(r, clock, stale_s)})"
+        for r in rows
+        if r not in usable
+    ]
+    source = source_of(site, sites)
+    capacities = [math.floor(r.storage_tb * 1000.0 / title_gb) for r in usable]
+    wanted = demand(engine, site, sites, start_of_day, titles)
+    copies = core.copies_for(wanted, len(usable), float(sum(capacities)))
+    keep = copies > 0
+    plan = (
+        core.place(titles[keep], copies[keep], [r.id for r in usable], [float(c) for c in capacities])
+        if usable
+        else {}
+    )
+    manifests = [
+        (m.appliance_id, m.add, m.delete)
+        for m in core.manifests({a: current.get(a, np.empty(0, np.int64)) for a in plan}, plan)
+    ]
+    with translating(engine), engine.begin() as conn:
+        fill_id = (
+            store.record_fill(
+                conn,
+                site_id=site.id,
+                day=day.isoformat(),
+                source=source,
+                plan=plan,
+                manifests=manifests,
+                now=int(clock),
+            )
+            if plan
+            else None
+        )
+    return FillReport(
+        site.name,
+        day.isoformat(),
+        source,
+        len(usable),
+        skipped,
+        int(keep.sum()),
+        int(sum(len(v) for v in plan.values())),
+        int(sum(len(a) for _, a, _ in manifests)),
+        int(sum(len(d) for _, _, d in manifests)),
+        time.perf_counter() - started,
+        fill_id,
+    )
+
+
+def fill_order(engine: Engine) -> list[str]:
+    """Every site's name, exchange sites first (embedded sites fill from them)."""
+    with translating(engine), engine.connect() as conn:
+        sites = conn.execute(select(SiteTable.name, SiteTable.kind).order_by(SiteTable.id)).all()
+    return [n for n, k in sites if k == SiteKind.EXCHANGE] + [n for n, k in sites if k != SiteKind.EXCHANGE]
+
+
+def _window_start(text: str) -> tuple[int, int]:
+    hour, minute = text.split("-")[0].split(":")
+    return int(hour), int(minute)
+
+
+def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
+    """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day)."""
+    with translating(engine), engine.connect() as conn:
+        sites = conn.execute(select(SiteTable)).all()
+        done = set(conn.execute(select(Fill.site_id, Fill.day)).all())
+    due = []
+    for s in sites:
+        local = now.astimezone(ZoneInfo(s.timezone))
+        start_h, start_m = _window_start(s.fill_window)
+        end_h, end_m = _window_start(s.fill_window.split("-")[1] + "-")
+        minutes = local.hour * 60 + local.minute
+        start, end = start_h * 60 + start_m, end_h * 60 + end_m
+        inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)
+        day = (local - timedelta(days=1)).date() if start > end and minutes < end else local.date()
+        if inside and (s.id, day.isoformat()) not in done:
+            due.append((s.name, day.isoformat()))
+    return due
+
+
+def start_fill_clock(platform: Platform, interval: float = 60.0) -> threading.Thread | None:
+    """Every ``interval`` s, submit ``fill-<site>-<local day>`` for each site inside its fill window.
+
+    ``OPENFLIX_FILL=off`` turns the clock off (``None``).
+    """
+    if platform.settings.fill.strip().lower() == "off":
+        return None
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                for site, day in due_sites(platform.engine, datetime.now(UTC)):
+                    platform.jobs.submit("fill", {"site": site, "day": day}, job_id=f"fill-{site}-{day}")
+            except Exception:
+                log.exception("could not submit the fills that are due")
+
+    thread = threading.Thread(target=loop, name="openflix-fill-clock", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,488 @@
+"""Open Connect use cases: the inventory, health reports, steering with signed URLs.
+
+Every change to the inventory — a whole-topology import or one site, ISP,
+model or appliance through the API — goes through the same path: the stored
+topology is read, changed, validated *completely* by
+:func:`~openflix.cdn.topology.parse` and synced, in one transaction.  So
+nothing inconsistent is ever written, and a refused change writes nothing.
+
+Steering runs on a per-process :class:`SteeringService` snapshot, rebuilt
+when one of the store's change counters moves (an appliance drained, a
+component failed, a fill landed) — checked on every request, so such a
+change steers the next playback — and at least every ``SNAPSHOT_MAX_AGE``
+seconds, so load headroom and stale reports are followed too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select, update
+
+from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
+from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip
+from openflix.cdn.signing import SigningKeys, sign_url
+from openflix.cdn.steering import Decision, Health, Steering
+from openflix.cdn.topology import Topology, parse
+from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
+from openflix.settings import Settings
+from openflix.store import cdn as store
+from openflix.store.db import translating
+from openflix.store.schema import ISP, ApplianceModel, Component, RegionPrefix, SitePrefix, Title
+from openflix.store.schema import Appliance as ApplianceTable
+from openflix.store.schema import Site as SiteTable
+
+__all__ = [
+    "HEALTHY",
+    "HealthView",
+    "SteerResult",
+    "SteeringService",
+    "change_topology",
+    "export_topology",
+    "health_view",
+    "import_topology",
+    "report_health",
+    "signing_keys",
+]
+
+HEALTHY = ("ok", "degraded")
+"""Worst-component states steering still sends playbacks to (a degraded disk still serves)."""
+SNAPSHOT_MAX_AGE = 5.0
+"""Seconds a steering snapshot is used at most, even when nothing was changed through the store."""
+KEY_FILE = "openflix-url-keys"
+"""Where the embedded default keeps its generated URL signing key (working directory, mode 0600)."""
+
+
+def import_topology(engine: Engine, topo: Topology) -> store.SyncReport:
+    """Make the stored inventory equal to ``topo``, in one transaction."""
+    with translating(engine), engine.begin() as conn:
+        store.bump(conn, "inventory")  # takes the write lock first: concurrent changes queue, none is lost
+        return store.sync_topology(conn, topo)
+
+
+def export_topology(engine: Engine) -> Topology:
+    """The stored inventory as a topology."""
+    with translating(engine), engine.connect() as conn:
+        return store.read_topology(conn)
+
+
+def change_topology(engine: Engine, change: Callable[[dict[str, Any]], Any]) -> tuple[Topology, Any]:
+    """Apply ``change`` to the stored topology document, validate the result completely and store it.
+
+    ``change`` edits the plain document in place and returns what the caller
+    wants back (e.g. the name of what it added).  Raises
+    :class:`~openflix.errors.DataError` (nothing written) when the result is
+    inconsistent.
+    """
+    with translating(engine), engine.begin() as conn:
+        store.bump(conn, "inventory")
+        doc = store.read_topology(conn).to_document()
+        result = change(doc)
+        topo = parse(doc, source="inventory")
+        store.sync_topology(conn, topo)
+        return topo, result
+
+
+@dataclass(frozen=True)
+class HealthView:
+    """An appliance's health as steering sees it.
+
+    ``state``: ``ok``, ``degraded``, ``failed`` (worst component) or ``unknown``
+    (no report within the stale interval); ``headroom`` is the share of its
+    throughput free, 0..1.
+    """
+
+    appliance_id: int
+    state: str
+    reported_at: int | None
+    load: float | None
+    served_gbps: float | None
+    headroom: float
+    components: dict[str, str] = field(default_factory=dict)
+
+
+def _headroom(row: store.ApplianceRow) -> float:
+    used = max(row.load or 0.0, (row.served_gbps or 0.0) / row.throughput_gbps)
+    return float(min(1.0, max(0.0, 1.0 - used)))
+
+
+def _state(row: store.ApplianceRow, now: float, stale_s: float) -> str:
+    if row.reported_at is None or now - row.reported_at > stale_s:
+        return "unknown"
+    return row.worst
+
+
+def health_view(engine: Engine, appliance_id: int, *, stale_s: float, now: float | None = None) -> HealthView:
+    """An appliance's health and the state of each of its components."""
+    now = time.time() if now is None else now
+    with translating(engine), engine.connect() as conn:
+        row = store.appliance_row(conn, appliance_id)
+        if row is None:
+            raise NotFoundError(f"appliance {appliance_id} does not exist")
+        parts = store.component_states(conn, appliance_id)
+    return HealthView(
+        row.id, _state(row, now, stale_s), row.reported_at, row.load, row.served_gbps, _headroom(row), parts
+    )
+
+
+def report_health(
+    engine: Engine,
+    appliance_id: int,
+    *,
+    load: float,
+    served_gbps: float,
+    components: Mapping[str, str],
+    stale_s: float,
+    now: float | None = None,
+) -> HealthView:
+    """Record an appliance's health report: load 0..1, served Gbps, component states by name.
+
+    Components not named keep their state.  An unknown appliance is
+    :class:`NotFoundError`; a component the appliance does not have, or an
+    unknown state, is :class:`DataError` — and nothing is written.  When the
+    report changes whether the appliance can be steered to, steering
+    follows on the next request.
+    """
+    now = time.time() if now is None else now
+    bad = {n: s for n, s in components.items() if s not in store._WORST}
+    if bad:
+        name, state = next(iter(bad.items()))
+        raise DataError(f"components.{name}: state must be one of ok, degraded, failed (got {state!r})")
+    with translating(engine), engine.begin() as conn:
+        before = store.appliance_row(conn, appliance_id)
+        if before is None:
+            raise NotFoundError(f"appliance {appliance_id} does not exist")
+        have = store.component_states(conn, appliance_id)
+        unknown = sorted(set(components) - set(have))
+        if unknown:
+            raise DataError(
+                f"components: appliance {appliance_id} ({before.serial}) has no component "
+                f"{', '.join(map(repr, unknown[:5]))}; it has {', '.join(sorted(have)[:8])}…"
+            )
+        for name, state in components.items():
+            if have[name] != state:
+                conn.execute(
+                    update(Component)
+                    .where(Component.appliance_id == appliance_id, Component.name == name)
+                    .values(status=state)
+                )
+        conn.execute(
+            update(ApplianceTable)
+            .where(ApplianceTable.id == appliance_id)
+            .values(reported_at=int(now), load=load, served_gbps=served_gbps)
+        )
+        after = store.appliance_row(conn, appliance_id)
+        assert after is not None
+        was = _state(before, now, stale_s) in HEALTHY
+        if (after.worst in HEALTHY) != was or after.worst != before.worst:
+            store.bump(conn, "health")
+    return HealthView(
+        appliance_id, after.worst, int(now), load, served_gbps, _headroom(after), {**have, **components}
+    )
+
+
+def signing_keys(settings: Settings) -> SigningKeys:
+    """The URL signing keys: ``OPENFLIX_URL_KEYS`` (the first key signs), or a generated local key file."""
+    text = settings.url_keys.strip()
+    if not text:
+        path = Path(KEY_FILE)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"local:{secrets.token_hex(32)}\n")
+        text = path.read_text().strip()
+    first = text.split(",")[0].strip().partition(":")[0]
+    if not first:
+        raise ConfigError("OPENFLIX_URL_KEYS: expected KEY_ID:HEX_SECRET[,KEY_ID:HEX_SECRET…]")
+    return SigningKeys.from_text(text, active=first)
+
+
+@dataclass(frozen=True)
+class SteerResult:
+    """A steering decision with a signed URL per choice (expiring at ``expires``, Unix seconds)."""
+
+    decision: Decision
+    urls: tuple[str, ...]
+    expires: int
+
+
+class _Snapshot:
+    """One process's steering snapshot and what it was built from."""
+
+    def __init__(self, steering: Steering, counters: tuple[int, int, int], built: float) -> None:
+        self.steering = steering
+        self.counters = counters
+        self.built = built
+
+
+class SteeringService:
+    """Steering for one process: snapshots rebuilt on change, decisions signed.
+
+    Parameters
+    ----------
+    engine:
+        The store.
+    settings:
+        ``health_stale_s`` (a report older than this counts as unknown),
+        ``url_ttl_s`` (how long a URL is valid), ``url_keys``.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._placement: tuple[int, dict[int, frozenset[int]]] | None = None
+        self._keys: SigningKeys | None = None
+
+    @property
+    def keys(self) -> SigningKeys:
+        if self._keys is None:
+            self._keys = signing_keys(self.settings)
+        return self._keys
+
+    def snapshot(self) -> Steering:
+        """The current steering snapshot (rebuilt if the store changed or it is too old)."""
+        with translating(self.engine), self.engine.connect() as conn:
+            counters = store.counters(conn)
+        snap = self._snapshot
+        now = time.monotonic()
+        if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
+            with self._lock:
+                snap = self._snapshot
+                if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
+                    snap = _Snapshot(self._build(counters), counters, time.monotonic())
+                    self._snapshot = snap
+        return snap.steering
+
+    def _build(self, counters: tuple[int, int, int]) -> Steering:
+        now = time.time()
+        with translating(self.engine), self.engine.connect() as conn:
+            sites = conn.execute(select(SiteTable)).all()
+            rows = store.appliance_rows(conn)
+            isp_names = dict(conn.execute(select(ISP.id, ISP.name)).all())
+            announced = conn.execute(select(SitePrefix.prefix, SitePrefix.isp_id, SitePrefix.site_id)).all()
+            region_prefixes = conn.execute(select(RegionPrefix.prefix, RegionPrefix.region)).all()
+            default_region = store._meta(conn, "default_region")
+            if self._placement is None or self._placement[0] != counters[2]:
+                held = store.holdings(conn)
+                self._placement = (counters[2], _holders(held))
+        site_list = [
+            Site(s.id, s.name, SiteKind(s.kind), s.region, s.country, s.latitude, s.longitude, s.timezone)
+            for s in sites
+        ]
+        appliances = [Appliance(r.id, r.site_id, r.hostname, ApplianceStatus(r.status)) for r in rows]
+        health = {
+            r.id: Health(state in HEALTHY, _headroom(r))
+            for r in rows
+            if (state := _state(r, now, self.settings.health_stale_s)) != "unknown"
+        }
+        prefixes = PrefixTable(Announcement(p, isp_names[i], s) for p, i, s in announced)
+        regions = PrefixTable(Announcement(p, r, 0) for p, r in region_prefixes)
+        return Steering(
+            site_list,
+            appliances,
+            prefixes,
+            self._placement[1],
+            health,
+            regions=regions,
+            default_region=default_region,
+        )
+
+    def steer(self, ip: str, title_id: int, n: int = 3, *, now: float | None = None) -> SteerResult:
+        """Up to ``n`` signed playback URLs for ``ip`` to play ``title_id``, best first (none: origin).
+
+        A malformed IP is :class:`DataError`; an unknown title :class:`NotFoundError`.
+        """
+        client = normalize_ip(ip)
+        with translating(self.engine), self.engine.connect() as conn:
+            if conn.execute(select(Title.id).where(Title.id == title_id)).first() is None:
+                raise NotFoundError(f"title {title_id} does not exist")
+        decision = self.snapshot().decide(client, title_id, n)
+        expires = int(time.time() if now is None else now) + int(self.settings.url_ttl_s)
+        keys = self.keys
+        urls = tuple(
+            sign_url(f"https://{c.hostname}/v1", title_id, c.appliance_id, client, expires, keys)
+            for c in decision.choices
+        )
+        return SteerResult(decision, urls, expires)
+
+
+def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:
+    """title id -> appliances holding it, from appliance id -> title ids (vectorized grouping)."""
+    if not held:
+        return {}
+    apps = np.concatenate([np.full(len(t), a, dtype=np.int64) for a, t in held.items()])
+    titles = np.concatenate(list(held.values()))
+    order = np.argsort(titles, kind="stable")
+    titles, apps = titles[order], apps[order]
+    cuts = np.flatnonzero(np.diff(titles)) + 1
+    starts = np.concatenate([[0], cuts])
+    groups = np.split(apps, cuts)
+    return {int(titles[s]): frozenset(g.tolist()) for s, g in zip(starts, groups, strict=True)}
+
+
+# --- CRUD: one item of the inventory at a time, through the same complete validation ---------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of inventory item: its list in the topology document, its table and natural key.
+
+    ``refs`` are the (document list, field) pairs that name items of this
+    kind: an item still named there cannot be deleted.
+    """
+
+    doc_key: str
+    table: Any
+    key: str
+    refs: tuple[tuple[str, str], ...]
+    noun: str
+
+
+KINDS = {
+    "sites": Kind("sites", SiteTable, "name", (("appliances", "site"), ("announcements", "site")), "site"),
+    "isps": Kind("isps", ISP, "name", (("sites", "isp"), ("announcements", "isp")), "ISP"),
+    "models": Kind("appliance_models", ApplianceModel, "name", (("appliances", "model"),), "appliance model"),
+    "appliances": Kind("appliances", ApplianceTable, "serial", (), "appliance"),
+}
+
+
+def _ids(engine: Engine, kind: Kind) -> dict[str, int]:
+    with translating(engine), engine.connect() as conn:
+        return dict(conn.execute(select(getattr(kind.table, kind.key), kind.table.id)).all())
+
+
+def list_items(engine: Engine, kind_name: str, *, stale_s: float | None = None) -> list[dict[str, Any]]:
+    """Every item of a kind as its topology entry plus ``id`` (appliances: plus ``health``), in id order."""
+    kind = KINDS[kind_name]
+    topology = export_topology(engine)
+    topo = topology.to_document()
+    ids = _ids(engine, kind)
+    items = [{"id": ids[item[kind.key]], **item} for item in topo[kind.doc_key]]
+    if kind_name == "appliances":
+        now = time.time()
+        with translating(engine), engine.connect() as conn:
+            rows = {r.id: r for r in store.appliance_rows(conn)}
+        for item, a in zip(items, topology.appliances, strict=True):
+            row = rows[item["id"]]
+            item["components"] = [c.__dict__ for c in a.components]
+            item["health"] = _state(row, now, stale_s or 300.0)
+            item["headroom"] = _headroom(row)
+    if kind_name == "sites":
+        for item in items:
+            item.setdefault("isp", None)
+    return sorted(items, key=lambda i: i["id"])
+
+
+def get_item(engine: Engine, kind_name: str, item_id: int, *, stale_s: float | None = None) -> dict[str, Any]:
+    """One item by id; :class:`NotFoundError` when there is none."""
+    for item in list_items(engine, kind_name, stale_s=stale_s):
+        if item["id"] == item_id:
+            return item
+    raise NotFoundError(f"{KINDS[kind_name].noun} {item_id} does not exist")
+
+
+def create_item(engine: Engine, kind_name: str, body: Mapping[str, Any]) -> int:
+    """Add one item (fields as in the topology document); returns its id."""
+    kind = KINDS[kind_name]
+
+    def add(doc: dict[str, Any]) -> None:
+        if any(item[kind.key] == body[kind.key] for item in doc[kind.doc_key]):
+            raise ConflictError(f"{kind.noun} {body[kind.key]!r} exists already")
+        doc[kind.doc_key].append(dict(body))
+
+    change_topology(engine, add)
+    return _ids(engine, kind)[body[kind.key]]
+
+
+def update_item(engine: Engine, kind_name: str, item_id: int, changes: Mapping[str, Any]) -> None:
+    """Change fields of one item (not its name or serial, which others refer to)."""
+    kind = KINDS[kind_name]
+    if kind.key in changes:
+        raise DataError(
+            f"{kind.key}: the {kind.key} of a {kind.noun} cannot change (it names it in the topology); "
+            f"create a new {kind.noun} instead"
+        )
+    name = _name_of(engine, kind, item_id)
+
+    def patch(doc: dict[str, Any]) -> None:
+        item = next(i for i in doc[kind.doc_key] if i[kind.key] == name)
+        for field_name, value in changes.items():
+            if value is None:
+                item.pop(field_name, None)
+            else:
+                item[field_name] = value
+
+    change_topology(engine, patch)
+
+
+def delete_item(engine: Engine, kind_name: str, item_id: int) -> None:
+    """Remove one item; :class:`ConflictError` when other items still name it."""
+    kind = KINDS[kind_name]
+    name = _name_of(engine, kind, item_id)
+
+    def remove(doc: dict[str, Any]) -> None:
+        for list_key, field_name in kind.refs:
+            users = [i for i in doc[list_key] if i.get(field_name) == name]
+            if users:
+                raise ConflictError(
+                    f"{kind.noun} {name!r} is still named by {len(users)} of {list_key} "
+                    f"(e.g. {_label(users[0])}); remove or move those first"
+                )
+        doc[kind.doc_key] = [i for i in doc[kind.doc_key] if i[kind.key] != name]
+
+    change_topology(engine, remove)
+
+
+def _label(item: Mapping[str, Any]) -> str:
+    for key in ("serial", "name"):
+        if key in item:
+            return f"{item[key]!r}"
+    return f"{item.get('isp')!r} to {item.get('site')!r}"
+
+
+def _name_of(engine: Engine, kind: Kind, item_id: int) -> str:
+    for name, i in _ids(engine, kind).items():
+        if i == item_id:
+            return name
+    raise NotFoundError(f"{kind.noun} {item_id} does not exist")
+
+
+def announce(
+    engine: Engine, isp_id: int, site: str, prefixes: list[str], *, withdraw: bool = False
+) -> list[str]:
+    """Add (or withdraw) prefixes an ISP announces to one of its sites; returns the site's prefixes."""
+    isp = _name_of(engine, KINDS["isps"], isp_id)
+
+    def change(doc: dict[str, Any]) -> list[str]:
+        entry = next((a for a in doc["announcements"] if a["isp"] == isp and a["site"] == site), None)
+        if entry is None:
+            if withdraw:
+                raise NotFoundError(f"ISP {isp!r} announces nothing to site {site!r}")
+            entry = {"isp": isp, "site": site, "prefixes": []}
+            doc["announcements"].append(entry)
+        if withdraw:
+            from openflix.cdn.prefixes import normalize_prefix
+
+            gone = {normalize_prefix(p, "prefixes") for p in prefixes}
+            missing = gone - set(entry["prefixes"])
+            if missing:
+                raise NotFoundError(f"ISP {isp!r} does not announce {', '.join(sorted(missing))} to {site!r}")
+            entry["prefixes"] = [p for p in entry["prefixes"] if p not in gone]
+        else:
+            entry["prefixes"] = [*entry["prefixes"], *prefixes]
+        return list(entry["prefixes"])
+
+    _, result = change_topology(engine, change)
+    topo = export_topology(engine)
+    entry = next((a for a in topo.announcements if a.isp == isp and a.site == site), None)
+    return list(entry.prefixes) if entry is not None else list(result)

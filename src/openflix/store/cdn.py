@@ -1,0 +1,440 @@
+"""The Open Connect inventory in the database: write a whole topology, read it back, health, placement, fills.
+
+A topology is written by *sync*: rows are matched by their natural keys
+(model and ISP and site names, appliance serials, component names), so ids
+stay stable across imports, only what changed is updated, and what the
+document no longer names is deleted — all in the caller's transaction.
+
+Change counters in ``cdn_meta`` (``inventory``, ``health``, ``placement``)
+let each serving process know when its steering snapshot is stale with one
+small read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+
+from openflix.cdn.inventory import ApplianceStatus, SiteKind
+from openflix.cdn.topology import (
+    AnnouncementDoc,
+    ApplianceDoc,
+    ComponentDoc,
+    ISPDoc,
+    ModelDoc,
+    RegionDoc,
+    SiteDoc,
+    Topology,
+)
+from openflix.store.schema import (
+    ISP,
+    Appliance,
+    ApplianceModel,
+    CdnMeta,
+    Component,
+    Fill,
+    Holding,
+    Manifest,
+    RegionPrefix,
+    Site,
+    SitePrefix,
+)
+
+__all__ = [
+    "COUNTERS",
+    "ApplianceRow",
+    "SyncReport",
+    "appliance_row",
+    "appliance_rows",
+    "bump",
+    "component_states",
+    "counters",
+    "holdings",
+    "read_topology",
+    "record_fill",
+    "sync_topology",
+]
+
+COUNTERS = ("inventory", "health", "placement")
+MODEL_FIELDS = ("kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus")
+
+
+def counters(conn: Connection) -> tuple[int, int, int]:
+    """The change counters ``(inventory, health, placement)``."""
+    values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(COUNTERS))).all())
+    return tuple(int(values.get(k, 0)) for k in COUNTERS)  # type: ignore[return-value]
+
+
+def bump(conn: Connection, *keys: str) -> None:
+    """Increment the named change counters (creating them at 1)."""
+    current = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
+    for key in keys:
+        if key in current:
+            conn.execute(update(CdnMeta).where(CdnMeta.key == key).values(value=str(int(current[key]) + 1)))
+        else:
+            conn.execute(insert(CdnMeta).values(key=key, value="1"))
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    if conn.execute(update(CdnMeta).where(CdnMeta.key == key).values(value=value)).rowcount == 0:
+        conn.execute(insert(CdnMeta).values(key=key, value=value))
+
+
+def _meta(conn: Connection, key: str, default: str = "") -> str:
+    value = conn.execute(select(CdnMeta.value).where(CdnMeta.key == key)).scalar()
+    return default if value is None else str(value)
+
+
+@dataclass
+class SyncReport:
+    """What a topology sync changed: ``{"sites": {"added": 2, "updated": 1, "removed": 0}, ...}``."""
+
+    changes: dict[str, dict[str, int]]
+
+    def total(self) -> int:
+        """Rows added, updated or removed."""
+        return sum(sum(c.values()) for c in self.changes.values())
+
+
+class _Table:
+    """Sync one table's rows, keyed by a natural key, against the desired rows."""
+
+    def __init__(self, conn: Connection, report: SyncReport, name: str) -> None:
+        self.conn = conn
+        self.counts = report.changes.setdefault(name, {"added": 0, "updated": 0, "removed": 0})
+
+    def sync(
+        self,
+        table: Any,
+        key: Sequence[str],
+        desired: Mapping[tuple[Any, ...], dict[str, Any]],
+        *,
+        remove: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        """Insert, update and (when ``remove``) delete; else return the keys to delete later."""
+        cols = [getattr(table, k) for k in key]
+        fields = sorted({f for row in desired.values() for f in row} - set(key))
+        have = {
+            tuple(r[: len(key)]): dict(zip(fields, r[len(key) :], strict=True))
+            for r in self.conn.execute(select(*cols, *(getattr(table, f) for f in fields))).all()
+        }
+        new = [{**dict(zip(key, k, strict=True)), **row} for k, row in desired.items() if k not in have]
+        changed = [
+            {**{f"k_{k}": v for k, v in zip(key, kk, strict=True)}, **row}
+            for kk, row in desired.items()
+            if kk in have and any(have[kk].get(f) != v for f, v in row.items())
+        ]
+        if new:
+            self.conn.execute(insert(table), new)
+        if changed:
+            stmt = update(table).where(*(c == bindparam(f"k_{k}") for c, k in zip(cols, key, strict=True)))
+            self.conn.execute(stmt, changed)
+        gone = [k for k in have if k not in desired]
+        self.counts["added"] += len(new)
+        self.counts["updated"] += len(changed)
+        self.counts["removed"] += len(gone)
+        if remove:
+            self.delete(table, key, gone)
+            return []
+        return gone
+
+    def delete(self, table: Any, key: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> None:
+        cols = [getattr(table, k) for k in key]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            cond = cols[0].in_([k[0] for k in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
+            self.conn.execute(delete(table).where(cond))
+
+
+def _ids(conn: Connection, table: Any, key: str) -> dict[str, int]:
+    return {k: i for k, i in conn.execute(select(getattr(table, key), table.id)).all()}
+
+
+def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
+    """Make the stored inventory equal to ``topo`` (validated by :func:`~openflix.cdn.topology.parse`)."""
+    report = SyncReport({})
+    _set_meta(conn, "default_region", topo.default_region)
+    later: list[tuple[Any, list[tuple[Any, ...]]]] = []
+
+    def table(name: str) -> _Table:
+        return _Table(conn, report, name)
+
+    later.append(
+        (ApplianceModel, table("appliance_models").sync(
+            ApplianceModel, ["name"],
+            {(m.name,): {f: getattr(m, f) for f in MODEL_FIELDS}
+             for m in topo.models},
+            remove=False,
+        ))
+    )  # fmt: skip
+    later.append(
+        (ISP, table("isps").sync(ISP, ["name"], {(i.name,): {"asn": i.asn} for i in topo.isps}, remove=False))
+    )
+    isp_id = _ids(conn, ISP, "name")
+    site_fields = ("kind", "region", "country", "latitude", "longitude", "timezone", "fill_window")
+    later.append(
+        (Site, table("sites").sync(
+            Site, ["name"],
+            {(s.name,): {**{f: str(getattr(s, f)) if f == "kind" else getattr(s, f) for f in site_fields},
+                         "isp_id": isp_id.get(s.isp) if s.isp else None}
+             for s in topo.sites},
+            remove=False,
+        ))
+    )  # fmt: skip
+    site_id = _ids(conn, Site, "name")
+    model_id = _ids(conn, ApplianceModel, "name")
+    later.append(
+        (Appliance, table("appliances").sync(
+            Appliance, ["serial"],
+            {(a.serial,): {"hostname": a.hostname, "site_id": site_id[a.site], "model_id": model_id[a.model],
+                           "status": str(a.status)}
+             for a in topo.appliances},
+            remove=False,
+        ))
+    )  # fmt: skip
+    appliance_id = _ids(conn, Appliance, "serial")
+    table("components").sync(
+        Component,
+        ["appliance_id", "name"],
+        {
+            (appliance_id[a.serial], c.name): {"kind": c.kind, "status": c.status}
+            for a in topo.appliances
+            for c in a.components
+        },
+    )
+    table("prefixes").sync(
+        SitePrefix,
+        ["site_id", "prefix"],
+        {(site_id[a.site], p): {"isp_id": isp_id[a.isp]} for a in topo.announcements for p in a.prefixes},
+    )
+    table("region_prefixes").sync(
+        RegionPrefix, ["prefix"], {(p,): {"region": r.name} for r in topo.regions for p in r.prefixes}
+    )
+    for tbl, gone in reversed(later):  # appliances, then sites, ISPs and models: children first
+        if tbl is Appliance and gone:
+            _Table(conn, SyncReport({}), "").delete(Appliance, ["serial"], gone)
+        elif gone:
+            _Table(conn, SyncReport({}), "").delete(tbl, ["name"], gone)
+    bump(conn, "inventory")
+    return report
+
+
+def read_topology(conn: Connection) -> Topology:
+    """The stored inventory as a topology document (component states as last reported)."""
+    models = conn.execute(select(ApplianceModel).order_by(ApplianceModel.id)).all()
+    isps = conn.execute(select(ISP).order_by(ISP.id)).all()
+    sites = conn.execute(select(Site).order_by(Site.id)).all()
+    isp_name = {i.id: i.name for i in isps}
+    site_name = {s.id: s.name for s in sites}
+    model_name = {m.id: m.name for m in models}
+    announced: dict[tuple[str, str], list[str]] = {}
+    for site, prefix, isp in conn.execute(
+        select(SitePrefix.site_id, SitePrefix.prefix, SitePrefix.isp_id).order_by(
+            SitePrefix.site_id, SitePrefix.prefix
+        )
+    ).all():
+        announced.setdefault((isp_name[isp], site_name[site]), []).append(prefix)
+    regions: dict[str, list[str]] = {}
+    for prefix, region in conn.execute(
+        select(RegionPrefix.prefix, RegionPrefix.region).order_by(RegionPrefix.prefix)
+    ):
+        regions.setdefault(region, []).append(prefix)
+    components: dict[int, list[ComponentDoc]] = {}
+    for aid, name, kind, status in conn.execute(
+        select(Component.appliance_id, Component.name, Component.kind, Component.status)
+    ).all():
+        components.setdefault(aid, []).append(ComponentDoc(name, kind, status))
+    for parts in components.values():
+        parts.sort(key=_component_order)
+    appliances = conn.execute(select(Appliance).order_by(Appliance.id)).all()
+    return Topology(
+        default_region=_meta(conn, "default_region"),
+        regions=tuple(RegionDoc(r, tuple(sorted(p))) for r, p in sorted(regions.items())),
+        models=tuple(
+            ModelDoc(m.name, m.kind, m.storage_tb, m.throughput_gbps, m.disks, m.nics, m.psus) for m in models
+        ),
+        isps=tuple(ISPDoc(i.name, i.asn) for i in isps),
+        sites=tuple(
+            SiteDoc(
+                s.name,
+                SiteKind(s.kind),
+                s.region,
+                s.country,
+                s.latitude,
+                s.longitude,
+                s.timezone,
+                s.fill_window,
+                isp_name.get(s.isp_id) if s.isp_id is not None else None,
+            )
+            for s in sites
+        ),
+        announcements=tuple(
+            AnnouncementDoc(i, s, tuple(sorted(p))) for (i, s), p in sorted(announced.items())
+        ),
+        appliances=tuple(
+            ApplianceDoc(
+                a.serial,
+                site_name[a.site_id],
+                model_name[a.model_id],
+                a.hostname,
+                ApplianceStatus(a.status),
+                tuple(components.get(a.id, ())),
+            )
+            for a in appliances
+        ),
+    )
+
+
+def _component_order(c: ComponentDoc) -> tuple[int, int, str]:
+    kinds = {"disk": 0, "nic": 1, "psu": 2}
+    digits = c.name.lstrip("abcdefghijklmnopqrstuvwxyz")
+    return (kinds.get(c.kind, 9), int(digits) if digits.isdigit() else 0, c.name)
+
+
+@dataclass(frozen=True)
+class ApplianceRow:
+    """An appliance as steering and fill see it: where, how big, and its latest health report.
+
+    ``storage_tb``/``throughput_gbps`` from its model; ``worst`` is its worst
+    component's state (``ok``, ``degraded``, ``failed``); ``reported_at`` Unix
+    seconds or ``None`` when it never reported.
+    """
+
+    id: int
+    serial: str
+    hostname: str
+    site_id: int
+    site: str
+    status: str
+    storage_tb: float
+    throughput_gbps: float
+    reported_at: int | None
+    load: float | None
+    served_gbps: float | None
+    worst: str
+
+
+_WORST = {"ok": 0, "degraded": 1, "failed": 2}
+
+
+def worst_states(conn: Connection, appliance_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """Per appliance, its worst component state (``ok`` when it has none)."""
+    q = select(Component.appliance_id, Component.status)
+    if appliance_ids is not None:
+        q = q.where(Component.appliance_id.in_(list(appliance_ids)))
+    worst: dict[int, str] = {}
+    for aid, status in conn.execute(q).all():
+        if _WORST.get(status, 0) > _WORST.get(worst.get(aid, "ok"), 0):
+            worst[aid] = status
+        else:
+            worst.setdefault(aid, "ok")
+    return worst
+
+
+def component_states(conn: Connection, appliance_id: int) -> dict[str, str]:
+    """An appliance's components: name -> state."""
+    q = select(Component.name, Component.status).where(Component.appliance_id == appliance_id)
+    return {name: status for name, status in conn.execute(q).all()}
+
+
+def appliance_row(conn: Connection, appliance_id: int) -> ApplianceRow | None:
+    """One appliance with its model's size and its health (``None`` when there is none)."""
+    rows = appliance_rows(conn, appliance_id=appliance_id)
+    return rows[0] if rows else None
+
+
+def appliance_rows(
+    conn: Connection, *, site_id: int | None = None, appliance_id: int | None = None
+) -> list[ApplianceRow]:
+    """Every appliance (or a site's, or one), in id order, with its model's size and its health."""
+    q = (
+        select(
+            *Appliance.__table__.columns,
+            Site.name.label("site"),
+            ApplianceModel.storage_tb,
+            ApplianceModel.throughput_gbps,
+        )
+        .join(Site, Site.id == Appliance.site_id)
+        .join(ApplianceModel, ApplianceModel.id == Appliance.model_id)
+        .order_by(Appliance.id)
+    )
+    if site_id is not None:
+        q = q.where(Appliance.site_id == site_id)
+    if appliance_id is not None:
+        q = q.where(Appliance.id == appliance_id)
+    rows = conn.execute(q).all()
+    worst = worst_states(conn, None if site_id is None and appliance_id is None else [r.id for r in rows])
+    return [
+        ApplianceRow(
+            a.id, a.serial, a.hostname, a.site_id, a.site, a.status, a.storage_tb, a.throughput_gbps,
+            a.reported_at, a.load, a.served_gbps, worst.get(a.id, "ok"),
+        )
+        for a in rows
+    ]  # fmt: skip
+
+
+def encode_titles(titles: npt.ArrayLike) -> bytes:
+    """Title ids as little-endian int64 bytes (what ``cdn_holdings.titles`` stores)."""
+    return np.asarray(titles, dtype="<i8").tobytes()
+
+
+def decode_titles(blob: bytes) -> npt.NDArray[np.int64]:
+    """The inverse of :func:`encode_titles`."""
+    return np.frombuffer(blob, dtype="<i8").astype(np.int64)
+
+
+def holdings(
+    conn: Connection, appliance_ids: Iterable[int] | None = None
+) -> dict[int, npt.NDArray[np.int64]]:
+    """What each appliance stores: appliance id -> sorted title ids."""
+    q = select(Holding.appliance_id, Holding.titles)
+    if appliance_ids is not None:
+        q = q.where(Holding.appliance_id.in_(list(appliance_ids)))
+    return {aid: decode_titles(blob) for aid, blob in conn.execute(q).all()}
+
+
+def record_fill(
+    conn: Connection,
+    *,
+    site_id: int,
+    day: str,
+    source: str,
+    plan: Mapping[int, npt.NDArray[np.int64]],
+    manifests: Sequence[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    now: int,
+) -> int:
+    """Store a site's fill: the new holdings, one manifest per appliance; returns the fill id."""
+    titles = int(np.unique(np.concatenate([*plan.values(), np.empty(0, np.int64)])).size)
+    fill_id = conn.execute(
+        insert(Fill).values(
+            site_id=site_id,
+            day=day,
+            source=source,
+            titles=titles,
+            copies=int(sum(len(v) for v in plan.values())),
+            added=int(sum(len(a) for _, a, _ in manifests)),
+            deleted=int(sum(len(d) for _, _, d in manifests)),
+            created_at=now,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    if manifests:
+        conn.execute(
+            insert(Manifest),
+            [
+                {"fill_id": fill_id, "appliance_id": a, "add": add.tolist(), "delete": d.tolist()}
+                for a, add, d in manifests
+            ],
+        )
+    conn.execute(delete(Holding).where(Holding.appliance_id.in_(list(plan))))
+    if plan:
+        conn.execute(
+            insert(Holding),
+            [{"appliance_id": a, "titles": encode_titles(t), "updated_at": now} for a, t in plan.items()],
+        )
+    bump(conn, "placement")
+    return int(fill_id)

@@ -1,0 +1,287 @@
+"""The Open Connect API on both backends: topology, CRUD, health, steering with signed URLs, fill."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from openflix.cdn.signing import SignatureError, verify_url
+from openflix.services.fill import fill_order, fill_site
+from openflix.services.openconnect import report_health
+from openflix.store.cdn import appliance_rows, holdings
+from tests.api.conftest import Served
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "topology.yaml"
+
+
+def _delete(served: Served, path: str, token: str, **kw: Any) -> Any:
+    return served.client.delete(path, headers={"Authorization": f"Bearer {token}"}, **kw)
+
+
+def _patch(served: Served, path: str, token: str, **kw: Any) -> Any:
+    return served.client.patch(path, headers={"Authorization": f"Bearer {token}"}, **kw)
+
+
+def _report_all(served: Served) -> None:
+    engine = served.platform.engine
+    with engine.connect() as conn:
+        rows = appliance_rows(conn)
+    for r in rows:
+        report_health(engine, r.id, load=0.3, served_gbps=1.0, components={}, stale_s=300)
+
+
+@pytest.fixture(scope="module")
+def cdn(served: Served) -> Served:
+    """The sample topology imported, every appliance reporting, every site filled."""
+    r = served.put("/cdn/topology", served.admin, data=SAMPLE.read_text(), content_type="application/yaml")
+    assert r.status_code == 200, r.json
+    _report_all(served)
+    engine = served.platform.engine
+    for site in fill_order(engine):
+        fill_site(engine, site, title_gb=100.0, stale_s=300)
+    return served
+
+
+def _embedded_ip(served: Served) -> tuple[str, str]:
+    """A client address of the first ISP, and that ISP's name."""
+    topo = yaml.safe_load(SAMPLE.read_text())
+    first = topo["announcements"][0]
+    return first["prefixes"][1].split("/")[0].rsplit(".", 1)[0] + ".77", first["isp"]
+
+
+def test_the_topology_round_trips_through_import_and_export(cdn: Served) -> None:
+    r = cdn.get("/cdn/topology?format=yaml", cdn.operator)
+    assert r.status_code == 200 and r.mimetype == "application/yaml"
+    again = cdn.put("/cdn/topology", cdn.admin, data=r.data, content_type="application/yaml")
+    assert again.status_code == 200
+    changes = again.json["changes"]
+    assert all(c["added"] == c["removed"] == 0 for c in changes.values()), changes
+    assert changes["components"]["updated"] == 0
+
+
+def test_an_invalid_topology_is_refused_whole_and_writes_nothing(cdn: Served) -> None:
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["sites"].append({"name": "new-site", "kind": "exchange", "region": "us"})
+    doc["appliances"][0]["site"] = "nowhere"
+    before = cdn.get("/cdn/sites?limit=200", cdn.operator).json["total"]
+    r = cdn.put("/cdn/topology", cdn.admin, data=yaml.safe_dump(doc), content_type="application/yaml")
+    assert r.status_code == 422
+    assert r.mimetype == "application/problem+json"
+    assert "appliances[0].site: unknown site 'nowhere'" in r.json["detail"]
+    assert cdn.get("/cdn/sites?limit=200", cdn.operator).json["total"] == before
+    r = cdn.put("/cdn/topology", cdn.admin, data=b"sites: [", content_type="application/yaml")
+    assert r.status_code == 422 and "body:" in r.json["detail"]
+
+
+def test_roles_reads_need_an_operator_and_changes_an_admin(cdn: Served) -> None:
+    assert cdn.get("/cdn/sites", cdn.member).status_code == 403
+    assert cdn.get("/cdn/sites").status_code == 401
+    body = {"name": "ix-new", "kind": "exchange", "region": "us"}
+    assert cdn.post("/cdn/sites", cdn.operator, json=body).status_code == 403
+
+
+def test_sites_filter_and_page(cdn: Served) -> None:
+    r = cdn.get("/cdn/sites?kind=exchange&region=us&limit=2", cdn.operator).json
+    assert r["total"] >= 2 and len(r["items"]) == 2
+    assert all(s["kind"] == "exchange" and s["region"] == "us" for s in r["items"])
+    second = cdn.get("/cdn/sites?kind=exchange&region=us&limit=2&offset=2", cdn.operator).json
+    assert {s["id"] for s in second["items"]}.isdisjoint({s["id"] for s in r["items"]})
+    apps = cdn.get("/cdn/appliances?region=gb&status=active&limit=200", cdn.operator).json
+    assert apps["total"] > 0 and all(a["health"] == "ok" for a in apps["items"])
+
+
+def test_crud_of_an_isp_site_and_appliance(cdn: Served) -> None:
+    isp = cdn.post("/cdn/isps", cdn.admin, json={"name": "Testnet", "asn": 65000})
+    assert isp.status_code == 201, isp.json
+    site = cdn.post(
+        "/cdn/sites",
+        cdn.admin,
+        json={
+            "name": "testnet-one",
+            "kind": "embedded",
+            "region": "us",
+            "isp": "Testnet",
+            "timezone": "America/Denver",
+        },
+    )
+    assert site.status_code == 201, site.json
+    assert cdn.post("/cdn/isps", cdn.admin, json={"name": "Testnet", "asn": 65001}).status_code == 409
+    r = cdn.post(
+        f"/cdn/isps/{isp.json['id']}/prefixes",
+        cdn.admin,
+        json={"site": "testnet-one", "prefixes": ["198.51.100.0/24"]},
+    )
+    assert r.status_code == 200 and r.json["prefixes"] == ["198.51.100.0/24"], r.json
+    clash = cdn.post(
+        f"/cdn/isps/{isp.json['id']}/prefixes",
+        cdn.admin,
+        json={"site": "testnet-one", "prefixes": ["10.1.0.0/16"]},
+    )
+    assert (
+        clash.status_code == 422
+        and "announced by ISP" in clash.json["detail"]
+        and "'Testnet'" in clash.json["detail"]
+    )
+    app = cdn.post(
+        "/cdn/appliances",
+        cdn.admin,
+        json={
+            "serial": "T-1",
+            "site": "testnet-one",
+            "model": "global-120",
+            "hostname": "t-1.testnet.example",
+        },
+    )
+    assert app.status_code == 201, app.json
+    assert app.json["health"] == "unknown" and len(app.json["components"]) == 14
+    # a site that still has appliances cannot go
+    gone = _delete(cdn, f"/cdn/sites/{site.json['id']}", cdn.admin)
+    assert gone.status_code == 409 and "T-1" in gone.json["detail"]
+    moved = _patch(cdn, f"/cdn/appliances/{app.json['id']}", cdn.admin, json={"status": "draining"})
+    assert moved.status_code == 200 and moved.json["status"] == "draining"
+    renamed = _patch(cdn, f"/cdn/appliances/{app.json['id']}", cdn.admin, json={"serial": "T-2"})
+    assert renamed.status_code == 422
+    bad = _patch(cdn, f"/cdn/sites/{site.json['id']}", cdn.admin, json={"latitude": 123})
+    assert bad.status_code == 422 and "latitude" in str(bad.json)
+    assert _delete(cdn, f"/cdn/appliances/{app.json['id']}", cdn.admin).status_code == 204
+    still = _delete(cdn, f"/cdn/sites/{site.json['id']}", cdn.admin)
+    assert still.status_code == 409 and "announcements" in still.json["detail"]
+    withdrawn = _delete(
+        cdn,
+        f"/cdn/isps/{isp.json['id']}/prefixes",
+        cdn.admin,
+        json={"site": "testnet-one", "prefixes": ["198.51.100.0/24"]},
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json["prefixes"] == []
+    assert _delete(cdn, f"/cdn/sites/{site.json['id']}", cdn.admin).status_code == 204
+    assert _delete(cdn, f"/cdn/isps/{isp.json['id']}", cdn.admin).status_code == 204
+    assert cdn.get(f"/cdn/isps/{isp.json['id']}", cdn.operator).status_code == 404
+
+
+def test_bad_capacities_and_unknown_references_are_refused(cdn: Served) -> None:
+    for body in (
+        {"name": "m0", "kind": "storage", "storage_tb": 0, "throughput_gbps": 10},
+        {"name": "m1", "kind": "storage", "storage_tb": 10, "throughput_gbps": -1},
+        {"name": "m2", "kind": "tape", "storage_tb": 10, "throughput_gbps": 1},
+    ):
+        r = cdn.post("/cdn/appliance-models", cdn.admin, json=body)
+        assert r.status_code in (400, 422) and r.mimetype == "application/problem+json", body
+    r = cdn.post(
+        "/cdn/appliances",
+        cdn.admin,
+        json={"serial": "X", "site": "nope", "model": "global-120", "hostname": "x.example"},
+    )
+    assert r.status_code == 422 and "unknown site 'nope'" in r.json["detail"]
+
+
+def test_health_is_the_worst_component_and_unknown_components_are_refused(cdn: Served) -> None:
+    app = cdn.get("/cdn/appliances?status=active&limit=1", cdn.operator).json["items"][0]
+    url = f"/cdn/appliances/{app['id']}/health"
+    r = cdn.post(url, cdn.operator, json={"load": 0.5, "served_gbps": 3, "components": {"disk3": "degraded"}})
+    assert r.status_code == 200 and r.json["state"] == "degraded"
+    r = cdn.post(
+        url,
+        cdn.operator,
+        json={"load": 0.5, "served_gbps": 3, "components": {"disk3": "ok", "psu0": "failed"}},
+    )
+    assert r.json["state"] == "failed"
+    bad = cdn.post(url, cdn.operator, json={"load": 0.5, "served_gbps": 3, "components": {"disk999": "ok"}})
+    assert bad.status_code == 422 and "disk999" in bad.json["detail"]
+    assert (
+        cdn.get(url, cdn.operator).json["components"]["psu0"] == "failed"
+    )  # the refused report wrote nothing
+    assert cdn.post(url, cdn.operator, json={"load": 1.5, "served_gbps": 3}).status_code == 422
+    assert (
+        cdn.post(
+            "/cdn/appliances/999999/health", cdn.operator, json={"load": 0.1, "served_gbps": 1}
+        ).status_code
+        == 404
+    )
+    r = cdn.post(url, cdn.operator, json={"load": 0.2, "served_gbps": 1, "components": {"psu0": "ok"}})
+    assert r.json["state"] == "ok"
+
+
+def test_a_stale_report_counts_as_unknown(cdn: Served) -> None:
+    app = cdn.get("/cdn/appliances?status=active&limit=1&offset=5", cdn.operator).json["items"][0]
+    report_health(
+        cdn.platform.engine,
+        app["id"],
+        load=0.1,
+        served_gbps=1,
+        components={},
+        stale_s=300,
+        now=time.time() - 3600,
+    )
+    assert cdn.get(f"/cdn/appliances/{app['id']}/health", cdn.operator).json["state"] == "unknown"
+    report_health(cdn.platform.engine, app["id"], load=0.1, served_gbps=1, components={}, stale_s=300)
+
+
+def test_steering_prefers_the_clients_isp_and_signs_for_the_client(cdn: Served) -> None:
+    ip, isp = _embedded_ip(cdn)
+    engine = cdn.platform.engine
+    with engine.connect() as conn:
+        held = holdings(conn)
+    title = int(next(iter(held.values()))[0])
+    r = cdn.get(f"/cdn/steer?ip={ip}&title={title}&n=3", cdn.member)  # a member token may steer
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert body["isp"] == isp and body["region"] == "us"
+    tiers = [c["tier"] for c in body["choices"]]
+    assert tiers == sorted(tiers, key=["embedded", "exchange", "remote"].index)
+    keys = cdn.platform.steering.keys
+    choice = body["choices"][0]
+    verified = verify_url(choice["url"], ip, int(time.time()), keys, appliance_id=choice["appliance_id"])
+    assert verified.title_id == title
+    with pytest.raises(SignatureError):
+        verify_url(choice["url"], "10.200.0.1", int(time.time()), keys, appliance_id=choice["appliance_id"])
+
+
+def test_a_drained_appliance_is_skipped_at_once_and_the_next_fill_plans_around_it(cdn: Served) -> None:
+    ip, _ = _embedded_ip(cdn)
+    engine = cdn.platform.engine
+    with engine.connect() as conn:
+        held = holdings(conn)
+    title = int(next(iter(held.values()))[0])
+    first = cdn.get(f"/cdn/steer?ip={ip}&title={title}&n=1", cdn.operator).json["choices"][0]
+    r = _patch(cdn, f"/cdn/appliances/{first['appliance_id']}", cdn.admin, json={"status": "draining"})
+    assert r.status_code == 200
+    again = cdn.get(f"/cdn/steer?ip={ip}&title={title}&n=5", cdn.operator).json
+    assert first["appliance_id"] not in [c["appliance_id"] for c in again["choices"]]
+    drained = cdn.get(f"/cdn/appliances/{first['appliance_id']}", cdn.operator).json
+    with engine.connect() as conn:
+        kept = holdings(conn)[first["appliance_id"]]
+        site_apps = [r.id for r in appliance_rows(conn) if r.site == drained["site"]]
+    report = fill_site(engine, drained["site"], title_gb=100.0, stale_s=300)
+    assert f"{drained['serial']} (draining)" in report.skipped
+    assert report.appliances == len(site_apps) - len(report.skipped)
+    with engine.connect() as conn:
+        after = holdings(conn)
+    assert list(after[first["appliance_id"]]) == list(kept)  # it keeps its content, gets no manifest
+    placed = set(np.concatenate([after.get(a, []) for a in site_apps if a != first["appliance_id"]]).tolist())
+    assert title in placed  # its titles moved to the others
+    _patch(cdn, f"/cdn/appliances/{first['appliance_id']}", cdn.admin, json={"status": "active"})
+
+
+def test_steering_bad_input(cdn: Served) -> None:
+    assert cdn.get("/cdn/steer?ip=10.1.2.300&title=1", cdn.operator).status_code == 422
+    assert cdn.get("/cdn/steer?ip=10.1.2.3&title=99999999", cdn.operator).status_code == 404
+    assert cdn.get("/cdn/steer?title=1", cdn.operator).status_code in (400, 422)
+    r = cdn.get("/cdn/steer?ip=203.0.113.9&title=1", cdn.operator).json  # announced by nobody
+    assert r["isp"] is None and r["region"] == "us"
+
+
+def test_a_fill_job_runs_and_reports(cdn: Served) -> None:
+    r = cdn.post("/jobs", cdn.operator, json={"kind": "fill", "params": {"site": "ix-lon"}})
+    assert r.status_code == 202
+    info = cdn.platform.jobs.wait(r.json["id"], timeout=120)  # type: ignore[attr-defined]
+    assert info.status == "finished", info
+    site = info.result["sites"][0]
+    assert site["site"] == "ix-lon" and site["source"] == "origin" and site["copies"] > 0
+    bad = cdn.post("/jobs", cdn.operator, json={"kind": "fill", "params": {"site": "nowhere"}})
+    done = cdn.platform.jobs.wait(bad.json["id"], timeout=60)  # type: ignore[attr-defined]
+    assert done.status == "failed" and "nowhere" in (done.error or "")
