@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-scale bench-api clean
+.PHONY: run test lint bench bench-scale bench-api bench-cdn clean
 
 # (Re)create the virtual environment whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -39,6 +39,12 @@ bench-scale: $(STAMP)
 # Home endpoint latency in process and throughput behind Gunicorn under wrk (apt-get install wrk).
 bench-api: $(STAMP)
 	$(BIN)/python benchmarks/api.py
+
+# Steering decisions/s and fill plan time; the offload replay of ML-100K (read from ../shared/data/ml-100k
+# or --data; never bundled) with every fill policy side by side, and its plot docs/offload.png.
+bench-cdn: $(STAMP)
+	$(BIN)/python benchmarks/cdn.py
+	$(BIN)/python benchmarks/offload.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

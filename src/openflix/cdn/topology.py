@@ -439,6 +439,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             regions.append(RegionDoc(name, tuple(sorted(prefixes))))
 
     models: dict[str, ModelDoc] = {}
+    broken: set[str] = set()
     for path, item in top.items("appliance_models"):
         r = _Reader(problems, path, item)
         r.unknown(("name", "kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus"))
@@ -453,6 +454,8 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
         )
         if _unique(problems, {n: () for n in models}, name, path, "appliance model") and None not in values:
             models[name] = ModelDoc(name, *values)
+        elif name is not None:
+            broken.add(name)  # named, but wrong: its problem is listed once, not at every reference
 
     isps: dict[str, ISPDoc] = {}
     asns: dict[str, tuple[str | int, ...]] = {}
@@ -465,6 +468,8 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             _unique(problems, asns, str(asn), (*path, "asn"), "ASN")
         if _unique(problems, {n: () for n in isps}, name, path, "ISP") and asn is not None:
             isps[name] = ISPDoc(name, asn)
+        elif name is not None:
+            broken.add(name)
 
     default_region = top.text("default_region", "", _NAME) or ""
     sites: dict[str, SiteDoc] = {}
@@ -486,7 +491,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             problems.add((*path, "isp"), "an embedded site must name the ISP it stands in")
         elif kind == SiteKind.EXCHANGE and isp is not None:
             problems.add((*path, "isp"), "an exchange site belongs to no ISP; remove the field")
-        elif isp is not None and isp not in isps:
+        elif isp is not None and isp not in isps and isp not in broken:
             problems.add((*path, "isp"), f"unknown ISP {isp!r} (not in isps)")
         site_values: tuple[Any, ...] = (
             kind,
@@ -502,6 +507,8 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             sites[name] = SiteDoc(
                 name, SiteKind(kind), region, country, latitude, longitude, zone, window, isp
             )
+        elif name is not None:
+            broken.add(name)
     if default_region and sites and default_region not in {s.region for s in sites.values()}:
         problems.add(("default_region",), f"{default_region!r} is the region of no site")
 
@@ -512,10 +519,10 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
         r.unknown(("isp", "site", "prefixes"))
         isp = r.text("isp", _REQUIRED)
         site_name = r.text("site", _REQUIRED)
-        if isp is not None and isp not in isps:
+        if isp is not None and isp not in isps and isp not in broken:
             problems.add((*path, "isp"), f"unknown ISP {isp!r} (not in isps)")
         site = sites.get(site_name) if site_name is not None else None
-        if site_name is not None and site is None:
+        if site_name is not None and site is None and site_name not in broken:
             problems.add((*path, "site"), f"unknown site {site_name!r} (not in sites)")
         elif site is not None and site.isp != isp:
             problems.add(
@@ -552,10 +559,10 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
         model_name = r.text("model", _REQUIRED)
         host = r.text("hostname", _REQUIRED, _HOST)
         status = r.choice("status", tuple(ApplianceStatus), "active")
-        if site_name is not None and site_name not in sites:
+        if site_name is not None and site_name not in sites and site_name not in broken:
             problems.add((*path, "site"), f"unknown site {site_name!r} (not in sites)")
         model = models.get(model_name) if model_name is not None else None
-        if model_name is not None and model is None:
+        if model_name is not None and model is None and model_name not in broken:
             problems.add(
                 (*path, "model"), f"unknown appliance model {model_name!r} (not in appliance_models)"
             )

@@ -111,27 +111,82 @@ def fill(site: str | None, day: str | None) -> None:
 @cdn.command("fleet")
 @click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between reports.")
 @click.option("--once", is_flag=True, help="Report once and exit.")
-def fleet(interval: float, once: bool) -> None:
+@click.option("--quiet", is_flag=True, help="Print nothing.")
+def fleet(interval: float, once: bool, quiet: bool) -> None:
     """Report health for every active appliance, like a lab fleet (all components ok, random load).
 
     For demonstrations and tests where no real appliances report: without
     reports, every appliance is unknown and steering sends everyone to the origin.
     """
-    from openflix.services.openconnect import report_health
-    from openflix.store.cdn import appliance_rows
-
     p = _platform()
     rng = np.random.default_rng(p.settings.seed)
     while True:
-        with p.engine.connect() as conn:
-            rows = [r for r in appliance_rows(conn) if r.status == "active"]
-        for r in rows:
-            load = float(rng.uniform(0.05, 0.8))
-            report_health(
-                p.engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={},
-                stale_s=p.settings.health_stale_s,
-            )  # fmt: skip
-        err.print(f"reported {len(rows)} appliances")
+        n = report_fleet(p, rng)
+        if not quiet:
+            err.print(f"reported {n} appliances")
         if once:
             return
         time.sleep(interval)
+
+
+def report_fleet(p: Platform, rng: np.random.Generator) -> int:
+    """One health report from every active appliance: components as they are, a random load."""
+    from openflix.services.openconnect import report_health
+    from openflix.store.cdn import appliance_rows
+
+    with p.engine.connect() as conn:
+        rows = [r for r in appliance_rows(conn) if r.status == "active"]
+    for r in rows:
+        load = float(rng.uniform(0.05, 0.8))
+        report_health(
+            p.engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={},
+            stale_s=p.settings.health_stale_s,
+        )  # fmt: skip
+    return len(rows)
+
+
+@cdn.command("simulate")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Ratings replayed as plays (default: the bundled latest-small; the protocol figures use ML-100K).",
+)
+@click.option("--sites", type=click.IntRange(1, 1000), default=8, show_default=True, help="Embedded sites.")
+@click.option(
+    "--storage", type=float, default=0.30, show_default=True, help="Share of the catalog a site stores."
+)
+@click.option("--no-recs", is_flag=True, help="Skip the policy with the recommender's predicted demand.")
+@click.option(
+    "--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a PNG plot."
+)
+def simulate(data_path: Path | None, sites: int, storage: float, no_recs: bool, plot: Path | None) -> None:
+    """Replay viewing in time order through every fill policy: shares served embedded, at exchange, origin.
+
+    Members go to embedded sites by member id mod --sites; the fill of a day
+    sees only earlier days; shares count after the first 20% of days.
+    """
+    from openflix.cdn import simulate as sim
+    from openflix.cli.recs import read_data
+    from openflix.errors import DataError
+    from openflix.settings import Settings
+
+    if not 0.0 < storage < 1.0:
+        raise DataError(f"--storage: expected a share of the catalog in (0, 1), got {storage:g}")
+    data = read_data(data_path or Settings.from_env().data, "auto", None, None)
+    with err.status("replaying"):
+        result = sim.simulate(
+            data,
+            config=sim.SimulationConfig(storage_share=storage),
+            recommender=None if no_recs else sim.default_recommender,
+            n_sites=sites,
+        )
+    click.echo(
+        f"{result.n_plays:,} plays over {result.n_days} days "
+        f"({result.warmup_days} warm-up days not counted); "
+        f"{result.n_sites} sites of {result.site_capacity:,} titles"
+    )
+    click.echo(result.format_table())
+    if plot is not None:
+        click.echo(f"wrote {sim.plot(result, plot)}")

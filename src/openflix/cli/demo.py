@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 from sqlalchemy import func, select
 
 from openflix.cli.recs import err, read_data
@@ -71,6 +72,7 @@ def demo(data_path: Path | None, bind: str, serve: bool) -> None:
         )
     else:
         click.echo(f"model version {current} is in production")
+    _cdn(p)
     with translating(engine), engine.begin() as conn:
         member = conn.scalar(select(func.min(Member.id)))
         _, member_token = create_token(conn, "member", member, name="make run")
@@ -86,6 +88,7 @@ def demo(data_path: Path | None, bind: str, serve: bool) -> None:
                 f"member {member} token: {member_token}",
                 f"admin token: {admin_token}",
                 f'try: curl -H "Authorization: Bearer {member_token}" {base}/members/{member}/home',
+                f'     curl -H "Authorization: Bearer {member_token}" "{base}/cdn/steer?ip=10.1.0.7&title=1"',
                 "",
             ]
         )
@@ -94,4 +97,59 @@ def demo(data_path: Path | None, bind: str, serve: bool) -> None:
         return
     from openflix.cli.platform import exec_gunicorn
 
+    _start_fleet()
     exec_gunicorn(bind)
+
+
+def _cdn(p: Platform) -> None:
+    """Import the sample topology, have every appliance report once, and fill every site (first run only)."""
+    from openflix.cdn.topology import load_file
+    from openflix.services.fill import fill_order, fill_site
+    from openflix.services.openconnect import import_topology
+    from openflix.store.schema import Fill, Site
+
+    engine = p.engine
+    with translating(engine), engine.connect() as conn:
+        sites = conn.scalar(select(func.count()).select_from(Site)) or 0
+        fills = conn.scalar(select(func.count()).select_from(Fill)) or 0
+    if sites == 0:
+        topo = load_file(p.settings.topology)
+        import_topology(engine, topo)
+        click.echo(f"CDN: imported {len(topo.sites)} sites and {len(topo.appliances)} appliances")
+    _report_fleet(p)
+    if fills == 0:
+        with err.status("filling the CDN"):
+            reports = [
+                fill_site(engine, name, title_gb=p.settings.title_gb, stale_s=p.settings.health_stale_s)
+                for name in fill_order(engine)
+            ]
+        click.echo(
+            f"CDN: filled {len(reports)} sites ({sum(r.copies for r in reports):,} copies) "
+            f"in {sum(r.seconds for r in reports):.1f} s"
+        )
+
+
+def _report_fleet(p: Platform) -> None:
+    from openflix.cli.cdn import report_fleet
+
+    report_fleet(p, np.random.default_rng(p.settings.seed))
+
+
+def _start_fleet() -> None:
+    """Keep the sample appliances reporting while the demo serves (a child that dies with it)."""
+    import os
+    import subprocess
+    import sys
+
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        from openflix.jobs.worker import _die_with
+
+        _die_with(parent)
+
+    subprocess.Popen(
+        [sys.executable, "-m", "openflix", "cdn", "fleet", "--quiet"],
+        preexec_fn=die_with_parent,
+        stdin=subprocess.DEVNULL,
+    )

@@ -5,9 +5,9 @@ geography): a member's region is stored, and within its region a member
 belongs to one embedded site, by member id modulo the region's embedded
 sites (in id order).  An exchange site serves its whole region.
 
-Demand per title is the site's members' plays decayed by age
-(:func:`openflix.cdn.forecast.site_demand`), as of the start of the day
-being filled — nothing from that day is used.  "Now" for a dataset is the
+Demand per title is the forecast of :func:`openflix.cdn.forecast.forecast_demand`
+from the site's members' plays, as of the start of the day being filled —
+nothing from that day is used.  "Now" for a dataset is the
 newest event in the store when that is older than the clock (MovieLens
 ends years ago), so the fill follows the data's own calendar.
 
@@ -36,6 +36,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, func, select
 
 from openflix.cdn import fill as core
+from openflix.cdn.forecast import ForecastParams, forecast_demand
 from openflix.cdn.inventory import SiteKind
 from openflix.errors import NotFoundError
 from openflix.services.openconnect import HEALTHY, _state
@@ -51,8 +52,10 @@ __all__ = ["FillReport", "due_sites", "fill_site", "start_fill_clock"]
 
 log = logging.getLogger("openflix.cdn")
 DAY = 86_400
-HALF_LIFE_DAYS = 7.0
-"""Half-life of a play's weight in the demand forecast."""
+WINDOW_DAYS = 365
+"""Days of plays the forecast reads (a play's weight is 0.99 per day of age: 365 days -> 2.5%)."""
+FORECAST = ForecastParams(decay=0.99, new_title_prior=10.0, unwatched_weight=0.3, activity_decay=0.5)
+"""The forecast's knobs: those the offload simulation chose on its warm-up days (docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)
@@ -105,25 +108,43 @@ def site_members(engine: Engine, site: Any, sites: Sequence[Any]) -> npt.NDArray
 def demand(
     engine: Engine, site: Any, sites: Sequence[Any], before: int, titles: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
-    """Decayed plays of the site's members per title ``(n_titles,)``, from events before ``before``.
+    """Predicted plays per title at the site on the day starting at ``before`` (Unix s): ``(n_titles,)``.
 
-    ``before`` is Unix seconds; a play ``d`` days old weighs ``0.5 ** (d / HALF_LIFE_DAYS)``.
+    :func:`openflix.cdn.forecast.forecast_demand` over the site's members'
+    plays of the last ``WINDOW_DAYS`` before that day, plus a tie-breaking
+    floor of every title's all-time share (a millionth of a play), so a site
+    with room to spare fills it with what was ever popular.
     """
     members = site_members(engine, site, sites)
-    q = select(Event.title_id, Event.ts).join(Member, Member.id == Event.member_id).where(Event.ts < before)
-    q = q.where(Member.region == site.region)
-    if members is not None:
-        q = q.where(Event.member_id.in_(members.tolist()))
-    with translating(engine), engine.connect() as conn:
-        rows = conn.execute(q).all()
-    if not rows:
-        return np.zeros(titles.size)
-    arr = np.array(rows, dtype=np.int64)
-    index = np.searchsorted(titles, arr[:, 0])
-    age_days = (before - arr[:, 1]) / DAY
-    return np.bincount(index, weights=0.5 ** (age_days / HALF_LIFE_DAYS), minlength=titles.size).astype(
-        np.float64
+    since = before - WINDOW_DAYS * DAY
+    q = (
+        select(Event.member_id, Event.title_id, Event.ts)
+        .join(Member, Member.id == Event.member_id)
+        .where(Event.ts < before, Event.ts >= since, Member.region == site.region)
     )
+    alltime = select(Event.title_id, func.count()).where(Event.ts < before).group_by(Event.title_id)
+    with translating(engine), engine.connect() as conn:
+        rows = np.array(conn.execute(q).all(), dtype=np.int64).reshape(-1, 3)
+        counts = np.array(conn.execute(alltime).all(), dtype=np.int64).reshape(-1, 2)
+    floor = np.zeros(titles.size)
+    if counts.size:
+        floor[np.searchsorted(titles, counts[:, 0])] = counts[:, 1] / counts[:, 1].sum() * 1e-6
+    if members is not None:
+        rows = rows[np.isin(rows[:, 0], members)]
+    if rows.size == 0:
+        return floor
+    _, member_index = np.unique(rows[:, 0], return_inverse=True)
+    predicted: npt.NDArray[np.float64] = forecast_demand(
+        np.zeros(len(rows), dtype=np.int64),
+        member_index,
+        np.searchsorted(titles, rows[:, 1]),
+        rows[:, 2] // DAY,
+        day=before // DAY,
+        n_sites=1,
+        n_titles=titles.size,
+        params=FORECAST,
+    )[0]
+    return predicted + floor
 
 
 def data_now(engine: Engine) -> int:

@@ -1,0 +1,216 @@
+"""Offload simulation: the protocol's promises (no peeking, reference bounds) and the policies' ranks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openflix.cdn.forecast import ForecastParams, forecast_demand
+from openflix.cdn.simulate import (
+    Plays,
+    SimulationConfig,
+    SimulationResult,
+    _forecast_plan,
+    _replay_lru,
+    simulate,
+)
+from openflix.errors import DataError
+
+DAY = 86_400
+FAST = SimulationConfig(popularity_decays=(0.9,), appliances_per_site=2)
+
+
+def stable_workload(seed: int = 0, n_days: int = 40, n_titles: int = 200, per_day: int = 300) -> Plays:
+    """Zipf popularity fixed over time; members arrive, play titles they have not played yet, leave."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_titles + 1) ** 0.9
+    weights /= weights.sum()
+    members, titles, times = [], [], []
+    member = 0
+    for day in range(n_days):
+        for _ in range(per_day // 10):
+            chosen = rng.choice(n_titles, size=10, replace=False, p=weights)
+            members += [member] * 10
+            titles += chosen.tolist()
+            times += (day * DAY + rng.integers(0, DAY, 10)).tolist()
+            member += 1
+    return Plays.from_arrays(np.array(members), np.array(titles), np.array(times), n_titles=n_titles)
+
+
+@pytest.fixture(scope="module")
+def stable() -> Plays:
+    return stable_workload()
+
+
+@pytest.fixture(scope="module")
+def stable_result(stable: Plays) -> SimulationResult:
+    return simulate(stable, config=FAST, recommender=None)
+
+
+class TestSimulate:
+    def test_clairvoyant_serves_at_least_as_many_plays_embedded_as_any_policy(
+        self, stable_result: SimulationResult
+    ) -> None:
+        result = stable_result
+        best = result.policy("clairvoyant").embedded_ratio
+        others = [p.embedded_ratio for p in result.policies if p.name != "clairvoyant"]
+        assert best >= max(others)
+
+    def test_openflix_beats_lru_when_popularity_is_stable(self, stable_result: SimulationResult) -> None:
+        result = stable_result
+        assert result.policy("openflix").embedded_ratio > result.policy("lru").embedded_ratio + 0.02
+
+    def test_every_play_is_served_once_by_some_tier(
+        self, stable: Plays, stable_result: SimulationResult
+    ) -> None:
+        for p in stable_result.policies:
+            assert (p.embedded + p.exchange + p.origin).sum() == stable.n_plays
+            assert p.embedded_ratio + p.exchange_ratio + p.origin_ratio == pytest.approx(1.0)
+
+    def test_the_knobs_are_chosen_without_the_counted_days(self, stable: Plays) -> None:
+        changed = Plays.from_arrays(
+            stable.members,
+            np.where(stable.days >= 8, 0, stable.titles),
+            stable.times,
+            n_titles=stable.n_titles,
+        )
+        a = simulate(stable, config=FAST, recommender=None, policies=("openflix",))
+        b = simulate(changed, config=FAST, recommender=None, policies=("openflix",))
+        assert a.warmup_days == 8
+        assert a.choice.forecast == b.choice.forecast
+        assert a.choice.tried == b.choice.tried
+
+    def test_rows_and_table_name_every_policy(self, stable_result: SimulationResult) -> None:
+        names = [r["policy"] for r in stable_result.rows()]
+        assert names == ["lru", "popularity-0.9", "openflix", "clairvoyant"]
+        assert "openflix" in stable_result.format_table()
+
+    def test_plot_writes_a_png(self, stable_result: SimulationResult, tmp_path: Path) -> None:
+        pytest.importorskip("matplotlib")
+        from openflix.cdn.simulate import plot
+
+        out = plot(stable_result, tmp_path / "offload.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lru_with_room_for_the_whole_catalog_misses_only_first_plays() -> None:
+    plays = stable_workload(n_days=5)
+    hit = _replay_lru(plays, capacity=plays.n_titles)
+    key = plays.sites * plays.n_titles + plays.titles
+    _, first = np.unique(key, return_index=True)
+    expected = np.ones(plays.n_plays, dtype=bool)
+    expected[first] = False
+    assert (hit == expected).all()
+
+
+def test_a_days_fill_never_sees_that_days_plays(stable: Plays) -> None:
+    day = 20
+    lo = int(np.searchsorted(stable.days, day))
+    titles = stable.titles.copy()
+    titles[lo:] = np.random.default_rng(1).integers(0, stable.n_titles, stable.n_plays - lo)
+    changed = Plays.from_arrays(stable.members, titles, stable.times, n_titles=stable.n_titles)
+    params = ForecastParams(unwatched_weight=0.3, new_title_prior=5.0)
+    a = _forecast_plan(stable, params, 60, FAST)(day)
+    b = _forecast_plan(changed, params, 60, FAST)(day)
+    assert (a == b).all()
+    assert not (_forecast_plan(changed, params, 60, FAST)(day + 1) == a).all()
+
+
+class TestForecast:
+    def test_demand_follows_past_plays_and_ignores_the_planned_day(self) -> None:
+        sites = np.array([0, 0, 0, 1, 1])
+        members = np.array([0, 0, 1, 2, 3])
+        titles = np.array([0, 1, 0, 0, 2])
+        days = np.array([0, 0, 1, 1, 2])
+        demand = forecast_demand(sites, members, titles, days, day=2, n_sites=2, n_titles=3)
+        assert demand.shape == (2, 3)
+        assert demand.dtype == np.float64
+        assert demand[0, 0] > demand[0, 1] > 0
+        assert demand[1, 2] == 0  # played only on the planned day
+
+    def test_titles_already_watched_by_the_sites_active_members_lose_demand(self) -> None:
+        sites, members, titles, days = (np.array(v) for v in ([0, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 0]))
+        plain = forecast_demand(sites, members, titles, days, day=1, n_sites=2, n_titles=2)
+        scaled = forecast_demand(
+            sites,
+            members,
+            titles,
+            days,
+            day=1,
+            n_sites=2,
+            n_titles=2,
+            params=ForecastParams(unwatched_weight=0.5),
+        )
+        assert scaled[0, 0] < plain[0, 0]
+        assert scaled[1, 0] == pytest.approx(plain[1, 0])  # site 1's member has not watched title 0
+
+    def test_predicted_member_demand_adds_to_the_members_site(self) -> None:
+        args = (np.array([0, 1]), np.array([0, 1]), np.array([0, 0]), np.array([0, 0]))
+        predicted = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+        demand = forecast_demand(
+            *args,
+            day=1,
+            n_sites=2,
+            n_titles=3,
+            params=ForecastParams(recs_weight=1.0),
+            member_demand=predicted,
+        )
+        assert demand[0, 1] > 0 and demand[1, 1] == 0
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"titles": np.array([0, 5])}, "title indices must be in 0..2"),
+            ({"sites": np.array([0, -1])}, "site indices"),
+            ({"days": np.array([0])}, "one entry per play"),
+            ({"members": np.array([0.5, 1.0])}, "integer array"),
+        ],
+    )
+    def test_bad_input_is_a_clear_data_error(self, kwargs: dict[str, np.ndarray], message: str) -> None:
+        args = {
+            "sites": np.array([0, 1]),
+            "members": np.array([0, 1]),
+            "titles": np.array([0, 1]),
+            "days": np.array([0, 1]),
+        }
+        args.update(kwargs)
+        with pytest.raises(DataError, match=message):
+            forecast_demand(**args, day=2, n_sites=2, n_titles=3)
+
+    def test_out_of_range_knobs_are_refused(self) -> None:
+        with pytest.raises(DataError, match="decay"):
+            ForecastParams(decay=1.5)
+
+
+def test_bad_plays_are_a_clear_data_error() -> None:
+    with pytest.raises(DataError, match="one entry per play"):
+        Plays.from_arrays([1, 2], [0], [0, 1])
+    with pytest.raises(DataError, match="no plays"):
+        Plays.from_arrays([], [], [])
+    with pytest.raises(DataError, match="unknown policies"):
+        simulate(stable_workload(n_days=10), policies=("fifo",), recommender=None)
+    with pytest.raises(DataError, match="too few"):
+        simulate(Plays.from_arrays([1, 2], [0, 1], [0, DAY], n_titles=100), recommender=None)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_movielens_100k_reproduces_the_reference_baselines(ml100k_path: Path) -> None:
+    from openflix.recs.datasets import load_movielens_100k
+
+    config = SimulationConfig(popularity_decays=(0.95,))
+    result = simulate(
+        load_movielens_100k(ml100k_path),
+        config=config,
+        policies=("lru", "popularity", "openflix", "clairvoyant"),
+        forecast=ForecastParams(decay=0.99, new_title_prior=10.0, unwatched_weight=0.3, activity_decay=0.5),
+        recommender=None,
+    )
+    assert result.n_days == 215 and result.warmup_days == 43 and result.site_capacity == 504
+    ratio = {r["policy"]: r["embedded"] for r in result.rows()}
+    assert ratio["lru"] == pytest.approx(0.633, abs=0.005)
+    assert ratio["popularity-0.95"] == pytest.approx(0.773, abs=0.005)
+    assert ratio["clairvoyant"] > 0.98
+    assert ratio["openflix"] > max(ratio["lru"], ratio["popularity-0.95"])

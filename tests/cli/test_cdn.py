@@ -1,0 +1,129 @@
+"""``openflix cdn``: import, export, fleet, fill and steer from the command line; exit 2 on bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from openflix.cli import cli
+from openflix.recs.data import Interactions
+from openflix.services.fill import due_sites
+from openflix.store.db import connect
+from tests.conftest import write_ratings_csv
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "topology.yaml"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
+        "OPENFLIX_REDIS_URL": "",
+        "OPENFLIX_RETRAIN_AT": "off",
+        "OPENFLIX_URL_KEYS": "k1:" + "cd" * 32,
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: Interactions) -> None:
+    run = CliRunner().invoke
+    csv = write_ratings_csv(store_data, tmp_path / "ratings.csv")
+    assert run(cli, ["db", "import", "--data", str(csv)]).exit_code == 0
+    r = run(cli, ["cdn", "import", str(SAMPLE)])
+    assert r.exit_code == 0, r.output
+    assert "222 appliances" in r.output and "appliances +222" in r.output
+    again = run(cli, ["cdn", "import", str(SAMPLE)])
+    assert "nothing changed" in again.output
+    exported = run(cli, ["cdn", "export", "--format", "json"])
+    assert exported.exit_code == 0 and len(yaml.safe_load(exported.output)["appliances"]) == 222
+
+    # before any report, every appliance is unknown: steering sends the client to the origin
+    before = run(cli, ["cdn", "steer", "10.1.0.9", str(int(store_data.item_ids[0]))])
+    assert before.exit_code == 0 and "-> origin" in before.output
+    assert run(cli, ["cdn", "fleet", "--once", "--quiet"]).exit_code == 0
+    r = run(cli, ["cdn", "fill", "--site", "ix-nyc"])
+    assert r.exit_code == 0, r.output
+    assert "ix-nyc" in r.output and "from origin" in r.output
+    r = run(cli, ["cdn", "fill", "--site", "northwind-bos"])
+    assert "from ix-nyc" in r.output  # the nearest exchange site of its region
+    steered = run(cli, ["cdn", "steer", "10.1.0.9", str(int(store_data.item_ids[0])), "-n", "2"])
+    assert steered.exit_code == 0
+    assert "ISP Northwind" in steered.output and "https://" in steered.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cdn", "steer", "10.1.0.999", "1"], "is not an IPv4 or IPv6 address"),
+        (["cdn", "steer", "10.1.0.9", "99999999"], "title 99999999 does not exist"),
+        (["cdn", "fill", "--site", "atlantis"], "site 'atlantis' does not exist"),
+        (["cdn", "fill", "--day", "yesterday"], "--day: expected a date"),
+        (["cdn", "import", "missing.yaml"], "no such topology file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(
+    env: dict[str, str], tmp_path: Path, store_data: Interactions, args: list[str], message: str
+) -> None:
+    run = CliRunner().invoke
+    assert (
+        run(cli, ["db", "import", "--data", str(write_ratings_csv(store_data, tmp_path / "r.csv"))]).exit_code
+        == 0
+    )
+    r = run(cli, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_a_bad_topology_file_writes_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["appliance_models"][0]["storage_tb"] = -1
+    doc["announcements"][0]["prefixes"].append("10.0.0.0/33")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc, sort_keys=False))
+    r = CliRunner().invoke(cli, ["cdn", "import", str(bad)])
+    assert r.exit_code == 2
+    assert "2 problem(s); nothing was written" in r.output
+    assert "bad.yaml:" in r.output and "storage_tb" in r.output and "10.0.0.0/33" in r.output
+    exported = CliRunner().invoke(cli, ["cdn", "export", "--format", "json"])
+    assert yaml.safe_load(exported.output)["appliances"] == []
+
+
+def test_sites_are_due_in_their_own_local_window(env: dict[str, str]) -> None:
+    assert CliRunner().invoke(cli, ["cdn", "import", str(SAMPLE)]).exit_code == 0
+    engine = connect(env["OPENFLIX_DATABASE_URL"])
+    # 07:30 UTC is 02:30 in New York (inside 02:00-06:00) and 16:30 in Tokyo (outside)
+    due = dict(due_sites(engine, datetime(2026, 1, 15, 7, 30, tzinfo=UTC)))
+    assert due.get("ix-nyc") == "2026-01-15"
+    assert "ix-tyo" not in due
+    # 18:30 UTC is 03:30 the next day in Tokyo
+    later = dict(due_sites(engine, datetime(2026, 1, 15, 18, 30, tzinfo=UTC)))
+    assert later.get("ix-tyo") == "2026-01-16" and "ix-nyc" not in later
+    engine.dispose()
+
+
+def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tmp_path: Path) -> None:
+    # 60 days of plays of 300 members over 200 titles, Zipf-popular, each member playing a title once
+    rng = np.random.default_rng(3)
+    rows = {}
+    for _ in range(6_000):
+        member, title = int(rng.integers(1, 301)), int(rng.zipf(1.3) % 200) + 1
+        rows.setdefault((member, title), 1_600_000_000 + int(rng.integers(0, 60 * 86_400)))
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("".join(f"{m},{t},4,{ts}\n" for (m, t), ts in rows.items()))
+    png = tmp_path / "offload.png"
+    r = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    for policy in ("lru", "popularity-0.95", "openflix", "clairvoyant"):
+        assert f"\n{policy} " in r.output
+    assert "warm-up days not counted" in r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--storage", "0"])
+    assert bad.exit_code == 2 and "--storage" in bad.output
