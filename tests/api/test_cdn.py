@@ -267,6 +267,21 @@ def test_a_drained_appliance_is_skipped_at_once_and_the_next_fill_plans_around_i
     _patch(cdn, f"/cdn/appliances/{first['appliance_id']}", cdn.admin, json={"status": "active"})
 
 
+def test_an_appliance_reads_its_manifest(cdn: Served) -> None:
+    engine = cdn.platform.engine
+    with engine.connect() as conn:
+        held = holdings(conn)
+    appliance = next(a for a, titles in held.items() if titles.size)
+    r = cdn.get(f"/cdn/appliances/{appliance}/manifest", cdn.operator)
+    assert r.status_code == 200
+    body = r.json
+    assert body["holds"] == held[appliance].size and body["fill_id"] is not None
+    assert set(body["add"]) <= set(held[appliance].tolist())
+    assert body["source"] == "origin" or body["source"].startswith("ix-")
+    assert cdn.get("/cdn/appliances/99999999/manifest", cdn.operator).status_code == 404
+    assert cdn.get(f"/cdn/appliances/{appliance}/manifest", cdn.member).status_code == 403
+
+
 def test_steering_bad_input(cdn: Served) -> None:
     assert cdn.get("/cdn/steer?ip=10.1.2.300&title=1", cdn.operator).status_code == 422
     assert cdn.get("/cdn/steer?ip=10.1.2.3&title=99999999", cdn.operator).status_code == 404

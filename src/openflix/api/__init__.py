@@ -29,11 +29,17 @@ def _rate_key() -> str:
 
 
 class _IdConverter(IntegerConverter):
-    """``<int:…>`` up to the largest BIGINT: a larger id names nothing stored (404), not a database error."""
+    """``<int:…>``: an id beyond the largest BIGINT names nothing stored, so it becomes that largest id.
 
-    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(map, *args, **kwargs)
+    It still matches the route (a converter refusing it would make Werkzeug answer 405 for the
+    other methods of the same path), and the lookup answers 404 rather than a database error.
+    """
+
+    MAX_ID = 2**63 - 1
+
+    def to_python(self, value: str) -> Any:
+        number = super().to_python(value)
+        return min(number, self.MAX_ID) if isinstance(number, int) else number
 
 
 class _TextConverter(UnicodeConverter):

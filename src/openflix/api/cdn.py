@@ -42,10 +42,21 @@ def _stale() -> float:
 # --- topology ----------------------------------------------------------------------------------------
 
 
+TOPOLOGY_OUT: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = {
+    200: {
+        "description": "The whole topology document",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
 @bp.get("/topology")
 @bp.auth_required(auth)
 @bp.input(c.TopologyQuery, location="query", arg_name="query")
-@bp.doc(responses={200: "The whole topology document (JSON or YAML)"})
+@bp.doc(responses=TOPOLOGY_OUT)
 def export(query: dict[str, Any]) -> Response:
     """The whole inventory as one topology document (operator)."""
     require(Role.OPERATOR)
@@ -214,6 +225,16 @@ def health(appliance_id: int) -> dict[str, Any]:
     """An appliance's health: state, load, headroom and each component (operator)."""
     require(Role.OPERATOR)
     return oc.health_view(platform().engine, appliance_id, stale_s=_stale()).__dict__
+
+
+@bp.get("/appliances/<int:appliance_id>/manifest")
+@bp.auth_required(auth)
+@bp.output(c.ManifestOut)
+@bp.doc(responses={404: "Unknown appliance"})
+def manifest(appliance_id: int) -> dict[str, Any]:
+    """The appliance's newest fill manifest: title ids to fetch and to delete, and where from (operator)."""
+    require(Role.OPERATOR)
+    return oc.manifest(platform().engine, appliance_id)
 
 
 @bp.get("/steer")

@@ -14,14 +14,14 @@ STATUSES = ("active", "draining", "offline", "failed")
 
 
 class SiteIn(Schema):
-    name = Text(required=True, validate=NAME)
+    name = String(required=True, validate=NAME)
     kind = String(required=True, validate=OneOf(["embedded", "exchange"]))
-    region = Text(required=True, validate=NAME)
+    region = String(required=True, validate=NAME)
     country = Text(validate=Length(max=100))
     latitude = Float(validate=Range(-90, 90))
     longitude = Float(validate=Range(-180, 180))
     timezone = Text(validate=Length(1, 64), metadata={"description": "IANA time zone, e.g. Europe/Berlin"})
-    fill_window = Text(
+    fill_window = String(
         validate=Regexp(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$", error="HH:MM-HH:MM"),
         metadata={"description": "local time of the nightly fill, e.g. 02:00-06:00"},
     )
@@ -47,13 +47,17 @@ class SiteQuery(Page):
     isp = Text(validate=Length(max=100))
 
 
+class SiteItem(SiteOut):
+    """SiteOut as listed in a page (a class of its own: apispec registers each schema once)."""
+
+
 class SitePage(Page):
-    items = List(Nested(SiteOut), required=True)
+    items = List(Nested(SiteItem), required=True)
     total = Integer(required=True)
 
 
 class ISPIn(Schema):
-    name = Text(required=True, validate=NAME)
+    name = String(required=True, validate=NAME)
     asn = Integer(required=True, validate=Range(1, 4_294_967_295))
 
 
@@ -61,13 +65,17 @@ class ISPOut(ISPIn):
     id = Integer(required=True)
 
 
+class ISPItem(ISPOut):
+    """ISPOut as listed in a page (a class of its own: apispec registers each schema once)."""
+
+
 class ISPPage(Page):
-    items = List(Nested(ISPOut), required=True)
+    items = List(Nested(ISPItem), required=True)
     total = Integer(required=True)
 
 
 class ModelIn(Schema):
-    name = Text(required=True, validate=NAME)
+    name = String(required=True, validate=NAME)
     kind = String(required=True, validate=OneOf(MODEL_KINDS))
     storage_tb = Float(required=True, validate=Range(0, 10_000, min_inclusive=False))
     throughput_gbps = Float(required=True, validate=Range(0, 10_000, min_inclusive=False))
@@ -80,19 +88,23 @@ class ModelOut(ModelIn):
     id = Integer(required=True)
 
 
+class ModelItem(ModelOut):
+    """ModelOut as listed in a page (a class of its own: apispec registers each schema once)."""
+
+
 class ModelPage(Page):
-    items = List(Nested(ModelOut), required=True)
+    items = List(Nested(ModelItem), required=True)
     total = Integer(required=True)
 
 
 class ComponentIn(Schema):
-    name = Text(required=True, validate=NAME)
+    name = String(required=True, validate=NAME)
     kind = String(required=True, validate=OneOf(COMPONENT_KINDS))
     status = String(validate=OneOf(COMPONENT_STATUSES))
 
 
 class ApplianceIn(Schema):
-    serial = Text(required=True, validate=NAME)
+    serial = String(required=True, validate=NAME)
     site = Text(required=True, validate=Length(1, 100))
     model = Text(required=True, validate=Length(1, 100))
     hostname = Text(required=True, validate=Length(1, 253))
@@ -121,8 +133,12 @@ class ApplianceQuery(Page):
     health = String(validate=OneOf(["ok", "degraded", "failed", "unknown"]))
 
 
+class ApplianceItem(ApplianceOut):
+    """ApplianceOut as listed in a page (a class of its own: apispec registers each schema once)."""
+
+
 class AppliancePage(Page):
-    items = List(Nested(ApplianceOut), required=True)
+    items = List(Nested(ApplianceItem), required=True)
     total = Integer(required=True)
 
 

@@ -217,10 +217,13 @@ class SteerResult:
 class _Snapshot:
     """One process's steering snapshot and what it was built from."""
 
-    def __init__(self, steering: Steering, counters: tuple[int, int, int], built: float) -> None:
+    def __init__(
+        self, steering: Steering, counters: tuple[int, int, int], built: float, titles: frozenset[int]
+    ) -> None:
         self.steering = steering
         self.counters = counters
         self.built = built
+        self.titles = titles
 
 
 class SteeringService:
@@ -251,6 +254,9 @@ class SteeringService:
 
     def snapshot(self) -> Steering:
         """The current steering snapshot (rebuilt if the store changed or it is too old)."""
+        return self._current().steering
+
+    def _current(self) -> _Snapshot:
         with translating(self.engine), self.engine.connect() as conn:
             counters = store.counters(conn)
         snap = self._snapshot
@@ -259,9 +265,11 @@ class SteeringService:
             with self._lock:
                 snap = self._snapshot
                 if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
-                    snap = _Snapshot(self._build(counters), counters, time.monotonic())
+                    with translating(self.engine), self.engine.connect() as conn:
+                        titles = frozenset(conn.scalars(select(Title.id)).all())
+                    snap = _Snapshot(self._build(counters), counters, time.monotonic(), titles)
                     self._snapshot = snap
-        return snap.steering
+        return snap
 
     def _build(self, counters: tuple[int, int, int]) -> Steering:
         now = time.time()
@@ -303,10 +311,12 @@ class SteeringService:
         A malformed IP is :class:`DataError`; an unknown title :class:`NotFoundError`.
         """
         client = normalize_ip(ip)
-        with translating(self.engine), self.engine.connect() as conn:
-            if conn.execute(select(Title.id).where(Title.id == title_id)).first() is None:
-                raise NotFoundError(f"title {title_id} does not exist")
-        decision = self.snapshot().decide(client, title_id, n)
+        snap = self._current()
+        if title_id not in snap.titles:  # the snapshot's titles; a title added since is looked up
+            with translating(self.engine), self.engine.connect() as conn:
+                if conn.execute(select(Title.id).where(Title.id == title_id)).first() is None:
+                    raise NotFoundError(f"title {title_id} does not exist")
+        decision = snap.steering.decide(client, title_id, n)
         expires = int(time.time() if now is None else now) + int(self.settings.url_ttl_s)
         keys = self.keys
         urls = tuple(
@@ -486,3 +496,15 @@ def announce(
     topo = export_topology(engine)
     entry = next((a for a in topo.announcements if a.isp == isp and a.site == site), None)
     return list(entry.prefixes) if entry is not None else list(result)
+
+
+def manifest(engine: Engine, appliance_id: int) -> dict[str, Any]:
+    """What an appliance fetches and deletes in its next fill window, and how many titles it holds."""
+    with translating(engine), engine.connect() as conn:
+        if store.appliance_row(conn, appliance_id) is None:
+            raise NotFoundError(f"appliance {appliance_id} does not exist")
+        latest = store.latest_manifest(conn, appliance_id) or {
+            "fill_id": None, "day": None, "source": None, "add": [], "delete": [],
+        }  # fmt: skip
+        held = store.holdings(conn, [appliance_id]).get(appliance_id)
+    return {"appliance_id": appliance_id, **latest, "holds": 0 if held is None else int(held.size)}

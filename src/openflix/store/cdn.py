@@ -55,12 +55,15 @@ __all__ = [
     "component_states",
     "counters",
     "holdings",
+    "latest_manifest",
     "read_topology",
     "record_fill",
     "sync_topology",
 ]
 
 COUNTERS = ("inventory", "health", "placement")
+MAX_ID = 2**31 - 1
+"""Inventory ids are 32-bit INTEGER columns."""
 MODEL_FIELDS = ("kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus")
 
 
@@ -344,6 +347,8 @@ def component_states(conn: Connection, appliance_id: int) -> dict[str, str]:
 
 def appliance_row(conn: Connection, appliance_id: int) -> ApplianceRow | None:
     """One appliance with its model's size and its health (``None`` when there is none)."""
+    if not 0 <= appliance_id <= MAX_ID:  # the ids are 32-bit INTEGER: PostgreSQL refuses larger ones
+        return None
     rows = appliance_rows(conn, appliance_id=appliance_id)
     return rows[0] if rows else None
 
@@ -438,3 +443,23 @@ def record_fill(
         )
     bump(conn, "placement")
     return int(fill_id)
+
+
+def latest_manifest(conn: Connection, appliance_id: int) -> dict[str, Any] | None:
+    """The appliance's newest manifest with its fill's day and source (``None``: never filled)."""
+    row = conn.execute(
+        select(Manifest.fill_id, Manifest.add, Manifest.delete, Fill.day, Fill.source)
+        .join(Fill, Fill.id == Manifest.fill_id)
+        .where(Manifest.appliance_id == appliance_id)
+        .order_by(Manifest.fill_id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {
+        "fill_id": row.fill_id,
+        "add": row.add,
+        "delete": row.delete,
+        "day": row.day,
+        "source": row.source,
+    }
