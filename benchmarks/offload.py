@@ -33,7 +33,8 @@ def section(result: SimulationResult, seconds: float) -> str:
     cfg, choice = result.config, result.choice
     rows = "".join(
         f"| {r['policy']} | **{r['embedded']:.4f}** | {r['exchange']:.4f} | {r['origin']:.4f} | "
-        f"{r['seconds']:.1f} | {r['description']} |\n"
+        f"{'–' if r['churn'] is None else format(r['churn'], '.4f')} | {r['seconds']:.1f} | "
+        f"{r['description']} |\n"
         for r in result.rows()
     )
     openflix = result.policy("openflix").embedded_ratio
@@ -71,9 +72,10 @@ def section(result: SimulationResult, seconds: float) -> str:
         f"decayed by {cfg.exchange_decay:g} per day, the same for every policy — or else to the origin. "
         f"Shares are counted after the first {result.warmup_days} days ({cfg.warmup_share:.0%}). "
         "No nightly policy sees a day's plays when planning that day, except the clairvoyant "
-        "reference; LRU is reactive and updates as plays arrive.\n\n"
-        "| policy | embedded | exchange | origin | seconds | what the site holds |\n"
-        "|---|---:|---:|---:|---:|---|\n"
+        "reference; LRU is reactive and updates as plays arrive. *Churn/day*: the share of a site's "
+        "storage newly filled each counted day (the fill's transfer from the exchange).\n\n"
+        "| policy | embedded | exchange | origin | churn/day | seconds | what the site holds |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n"
         f"{rows}\n"
         f"openflix fill: **{openflix:.4f}** embedded, target ≥ {TARGET} ({verdict}); "
         f"{openflix - best_pop:+.4f} against the best popularity-only policy, "

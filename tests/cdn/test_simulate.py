@@ -82,6 +82,13 @@ class TestSimulate:
         assert a.choice.forecast == b.choice.forecast
         assert a.choice.tried == b.choice.tried
 
+    def test_a_nightly_fill_under_stable_popularity_changes_little_day_over_day(
+        self, stable_result: SimulationResult
+    ) -> None:
+        openflix = stable_result.policy("openflix")
+        assert openflix.churn is not None and 0.0 <= openflix.churn < 0.1
+        assert stable_result.policy("lru").churn is None  # reactive: no nightly fill to measure
+
     def test_rows_and_table_name_every_policy(self, stable_result: SimulationResult) -> None:
         names = [r["policy"] for r in stable_result.rows()]
         assert names == ["lru", "popularity-0.9", "openflix", "clairvoyant"]

@@ -8,11 +8,10 @@ from typing import Any
 
 from apiflask import APIFlask
 from flask import request
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
 from werkzeug.routing import IntegerConverter, Map, UnicodeConverter
 
 from openflix import __version__
+from openflix.api.ratelimit import RateLimiter
 from openflix.errors import OpenflixError
 from openflix.services.platform import Platform
 from openflix.settings import Settings
@@ -90,23 +89,20 @@ def create_app(
     app.extensions["openflix"] = platform
     problems.install(app)
     ops.instrument(app)
-    limiter = Limiter(
-        _rate_key,
-        app=app,
-        default_limits=[platform.settings.rate_limit],
-        storage_uri=platform.settings.redis_url or "memory://",
-        strategy="fixed-window",
-        swallow_errors=True,
-        in_memory_fallback_enabled=bool(platform.settings.redis_url),
-        headers_enabled=True,
-    )
-    for view in (ops.healthz, ops.readyz, ops.metrics):  # operations routes are never limited
-        limiter.exempt(view)
+    limiter = RateLimiter(platform.settings.rate_limit, platform.settings.redis_url)
+    exempt = {"ops.healthz", "ops.readyz", "ops.metrics"}  # operations routes are never limited
 
-    @app.errorhandler(RateLimitExceeded)
-    def _limited(exc: RateLimitExceeded) -> Any:
+    @app.before_request
+    def _limit() -> Any:
+        if request.endpoint in exempt:
+            return None
+        key = _rate_key()
+        if limiter.hit(key):
+            return None
         return problems.problem(
-            429, f"rate limit exceeded ({exc.description}); slow down", headers={"Retry-After": "60"}
+            429,
+            f"rate limit exceeded ({limiter.description}); slow down",
+            headers={"Retry-After": str(limiter.retry_after(key))},
         )
 
     for bp in (ops.bp, catalog.bp, members.bp, models.bp, jobs.bp, cdn.bp, web.bp):

@@ -252,6 +252,8 @@ class PolicyResult:
     origin: IntArray
     warmup_days: int
     seconds: float
+    churn: float | None = None
+    """Mean share of a site's storage newly filled per counted day (``None`` for the reactive LRU)."""
 
     def _counted(self, tier: IntArray) -> float:
         total = int((self.embedded + self.exchange + self.origin)[self.warmup_days :].sum())
@@ -307,6 +309,7 @@ class SimulationResult:
                 "embedded": p.embedded_ratio,
                 "exchange": p.exchange_ratio,
                 "origin": p.origin_ratio,
+                "churn": p.churn,
                 "seconds": p.seconds,
             }
             for p in self.policies
@@ -314,11 +317,15 @@ class SimulationResult:
 
     def format_table(self) -> str:
         """A plain-text table of :meth:`rows`."""
-        lines = [f"{'policy':<18} {'embedded':>9} {'exchange':>9} {'origin':>7} {'seconds':>8}  description"]
+        lines = [
+            f"{'policy':<18} {'embedded':>9} {'exchange':>9} {'origin':>7} {'churn/day':>9} {'seconds':>8}  "
+            "description"
+        ]
         for r in self.rows():
+            churn = "-" if r["churn"] is None else f"{r['churn']:.4f}"
             lines.append(
                 f"{r['policy']:<18} {r['embedded']:>9.4f} {r['exchange']:>9.4f} {r['origin']:>7.4f} "
-                f"{r['seconds']:>8.1f}  {r['description']}"
+                f"{churn:>9} {r['seconds']:>8.1f}  {r['description']}"
             )
         return "\n".join(lines)
 
@@ -370,15 +377,21 @@ def _tiers(
     return emb, exc, total - emb - exc
 
 
-def _replay_nightly(plays: Plays, plan: Callable[[int], Holdings]) -> npt.NDArray[np.bool_]:
-    """Per-play embedded flag ``(n_plays,)`` when each day's holdings are ``plan(day)``."""
+def _replay_nightly(plays: Plays, plan: Callable[[int], Holdings]) -> tuple[npt.NDArray[np.bool_], IntArray]:
+    """Per-play embedded flag ``(n_plays,)`` when each day's holdings are ``plan(day)``, and
+    ``(n_days,)`` titles newly stored that day, summed over sites (day 0: none counted)."""
     bounds = plays.day_bounds()
     hit = np.zeros(plays.n_plays, dtype=bool)
+    added = np.zeros(plays.n_days, dtype=np.int64)
+    before: Holdings | None = None
     for day in range(plays.n_days):
         lo, hi = bounds[day], bounds[day + 1]
         held = plan(day)
         hit[lo:hi] = held[plays.sites[lo:hi], plays.titles[lo:hi]]
-    return hit
+        if before is not None:
+            added[day] = int((held & ~before).sum())
+        before = held
+    return hit, added
 
 
 def _replay_lru(plays: Plays, capacity: int) -> npt.NDArray[np.bool_]:
@@ -546,7 +559,7 @@ def choose_forecast(
     tried: list[tuple[str, float]] = []
 
     def replay(params: ForecastParams, md: _MemberDemand | None = None) -> npt.NDArray[np.bool_]:
-        hit = _replay_nightly(warm, _forecast_plan(warm, params, capacity, cfg, md))[counted]
+        hit = _replay_nightly(warm, _forecast_plan(warm, params, capacity, cfg, md))[0][counted]
         tried.append((params.describe(), float(hit.mean())))
         return hit
 
@@ -564,6 +577,9 @@ def choose_forecast(
 
 
 # --------------------------------------------------------------------------- the simulation
+_Replayed = npt.NDArray[np.bool_] | tuple[npt.NDArray[np.bool_], IntArray]
+"""What a replay gives: per-play embedded flags, and for nightly fills the titles added per day."""
+
 POLICIES = ("lru", "popularity", "openflix", "openflix+recs", "clairvoyant")
 """Policy families :func:`simulate` runs by default (``popularity`` = one per configured decay)."""
 
@@ -617,11 +633,14 @@ def simulate(
     exchange = _exchange_holdings(p, cfg)
     results: list[PolicyResult] = []
 
-    def run(name: str, description: str, embedded: Callable[[], npt.NDArray[np.bool_]]) -> None:
+    def run(name: str, description: str, embedded: Callable[[], _Replayed]) -> None:
         t0 = time.perf_counter()
-        hit = embedded()
+        out = embedded()
+        hit, added = out if isinstance(out, tuple) else (out, None)
         emb, exc, org = _tiers(p, hit, exchange)
-        results.append(PolicyResult(name, description, emb, exc, org, warmup, time.perf_counter() - t0))
+        seconds = time.perf_counter() - t0
+        churn = None if added is None else float(added[warmup:].mean() / (capacity * p.n_sites))
+        results.append(PolicyResult(name, description, emb, exc, org, warmup, seconds, churn))
 
     for family in policies:
         if family == "lru":
@@ -653,7 +672,7 @@ def simulate(
     )
 
 
-def _bind(plays: Plays, plan: Callable[[int], Holdings]) -> Callable[[], npt.NDArray[np.bool_]]:
+def _bind(plays: Plays, plan: Callable[[int], Holdings]) -> Callable[[], _Replayed]:
     return lambda: _replay_nightly(plays, plan)
 
 
