@@ -119,8 +119,11 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     csv = tmp_path / "ratings.csv"
     csv.write_text("".join(f"{m},{t},4,{ts}\n" for (m, t), ts in rows.items()))
     png = tmp_path / "offload.png"
-    r = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png)])
+    r = CliRunner().invoke(
+        cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png), "--daily", "openflix"]
+    )
     assert r.exit_code == 0, r.output
+    assert "openflix, day by day" in r.output and r.output.count("\n") > 60
     for policy in ("lru", "popularity-0.95", "openflix", "clairvoyant"):
         assert f"\n{policy} " in r.output
     assert "warm-up days not counted" in r.output

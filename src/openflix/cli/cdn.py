@@ -161,7 +161,10 @@ def report_fleet(p: Platform, rng: np.random.Generator) -> int:
 @click.option(
     "--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a PNG plot."
 )
-def simulate(data_path: Path | None, sites: int, storage: float, no_recs: bool, plot: Path | None) -> None:
+@click.option("--daily", default=None, metavar="POLICY", help="Also print POLICY's shares day by day.")
+def simulate(
+    data_path: Path | None, sites: int, storage: float, no_recs: bool, plot: Path | None, daily: str | None
+) -> None:
     """Replay viewing in time order through every fill policy: shares served embedded, at exchange, origin.
 
     Members go to embedded sites by member id mod --sites; the fill of a day
@@ -188,5 +191,28 @@ def simulate(data_path: Path | None, sites: int, storage: float, no_recs: bool, 
         f"{result.n_sites} sites of {result.site_capacity:,} titles"
     )
     click.echo(result.format_table())
+    if daily is not None:
+        _daily(result.policy(daily), result.first_day)
     if plot is not None:
         click.echo(f"wrote {sim.plot(result, plot)}")
+
+
+def _daily(policy: object, first_day: int) -> None:
+    """One line per day of a policy's replay: plays and the shares served at each tier."""
+    from datetime import UTC, datetime
+
+    from openflix.cdn.simulate import PolicyResult
+
+    assert isinstance(policy, PolicyResult)
+    total = policy.embedded + policy.exchange + policy.origin
+    click.echo(f"\n{policy.name}, day by day (days up to {policy.warmup_days} are warm-up):")
+    click.echo(f"{'day':>4} {'date':10} {'plays':>6} {'embedded':>9} {'exchange':>9} {'origin':>7}")
+    for d in range(total.size):
+        if total[d] == 0:
+            continue
+        date = datetime.fromtimestamp((first_day + d) * 86_400, UTC).date()
+        n = int(total[d])
+        click.echo(
+            f"{d + 1:>4} {date} {n:>6,} {policy.embedded[d] / n:>9.4f} {policy.exchange[d] / n:>9.4f} "
+            f"{policy.origin[d] / n:>7.4f}"
+        )
