@@ -163,6 +163,16 @@ def test_crud_of_an_isp_site_and_appliance(cdn: Served) -> None:
     assert cdn.get(f"/cdn/isps/{isp.json['id']}", cdn.operator).status_code == 404
 
 
+def test_two_appliances_trading_hostnames_is_a_conflict_not_an_error(cdn: Served) -> None:
+    doc = yaml.safe_load(cdn.get("/cdn/topology?format=yaml", cdn.operator).data)
+    a, b = doc["appliances"][0], doc["appliances"][1]
+    a["hostname"], b["hostname"] = b["hostname"], a["hostname"]
+    r = cdn.put("/cdn/topology", cdn.admin, data=yaml.safe_dump(doc), content_type="application/yaml")
+    assert r.status_code == 409 and "two steps" in r.json["detail"]
+    after = yaml.safe_load(cdn.get("/cdn/topology?format=yaml", cdn.operator).data)
+    assert after["appliances"][0]["hostname"] == b["hostname"]  # nothing written
+
+
 def test_bad_capacities_and_unknown_references_are_refused(cdn: Served) -> None:
     for body in (
         {"name": "m0", "kind": "storage", "storage_tb": 0, "throughput_gbps": 10},

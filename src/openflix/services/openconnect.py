@@ -19,13 +19,15 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip
@@ -63,9 +65,23 @@ KEY_FILE = "openflix-url-keys"
 
 def import_topology(engine: Engine, topo: Topology) -> store.SyncReport:
     """Make the stored inventory equal to ``topo``, in one transaction."""
-    with translating(engine), engine.begin() as conn:
+    with translating(engine), _unique_swaps(), engine.begin() as conn:
         store.bump(conn, "inventory")  # takes the write lock first: concurrent changes queue, none is lost
         return store.sync_topology(conn, topo)
+
+
+@contextmanager
+def _unique_swaps() -> Iterator[None]:
+    """A sync that swaps unique values (two appliances trading hostnames, two ISPs trading ASNs) is
+    refused by the database row by row: say so, as a conflict, instead of failing."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ConflictError(
+            "the change gives a hostname, serial, name or ASN to one item while another still holds it "
+            "(e.g. two appliances trading hostnames); apply it in two steps "
+            f"({str(exc.orig).splitlines()[0]})"
+        ) from None
 
 
 def export_topology(engine: Engine) -> Topology:
@@ -82,7 +98,7 @@ def change_topology(engine: Engine, change: Callable[[dict[str, Any]], Any]) -> 
     :class:`~openflix.errors.DataError` (nothing written) when the result is
     inconsistent.
     """
-    with translating(engine), engine.begin() as conn:
+    with translating(engine), _unique_swaps(), engine.begin() as conn:
         store.bump(conn, "inventory")
         doc = store.read_topology(conn).to_document()
         result = change(doc)
