@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
     assert "ix-nyc" in r.output and "from origin" in r.output
     r = run(cli, ["cdn", "fill", "--site", "northwind-bos"])
     assert "from ix-nyc" in r.output  # the nearest exchange site of its region
+    # ix-nyc was filled first and holds more than this site: most of what it adds comes from there
+    added, origin = re.search(r"\+([\d,]+) \(origin ([\d,]+)\)", r.output).groups()  # type: ignore[union-attr]
+    assert int(origin.replace(",", "")) < int(added.replace(",", ""))
     steered = run(cli, ["cdn", "steer", "10.1.0.9", str(int(store_data.item_ids[0])), "-n", "2"])
     assert steered.exit_code == 0
     assert "ISP Northwind" in steered.output and "https://" in steered.output

@@ -103,7 +103,7 @@ def fill(site: str | None, day: str | None) -> None:
         skipped = f"; skipped {', '.join(r.skipped)}" if r.skipped else ""
         click.echo(
             f"{r.site:22} {r.day} from {r.source:10} {r.appliances:3} appliances {r.titles:6,} titles "
-            f"{r.copies:7,} copies +{r.added:,} -{r.deleted:,}{skipped}"
+            f"{r.copies:7,} copies +{r.added:,} (origin {r.added_from_origin:,}) -{r.deleted:,}{skipped}"
         )
     out.print(f"{len(names)} site(s) planned in {total:.1f} s")
 

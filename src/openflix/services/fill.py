@@ -73,6 +73,8 @@ class FillReport:
     deleted: int
     seconds: float
     fill_id: int | None
+    added_from_origin: int = 0
+    """Titles added that the source exchange site does not hold: those come from the origin."""
 
 
 def _distance_km(a: Any, b: Any) -> float:
@@ -209,6 +211,7 @@ def fill_site(
             if plan
             else None
         )
+    added = np.concatenate([a for _, a, _ in manifests] or [np.empty(0, np.int64)])
     return FillReport(
         site.name,
         day.isoformat(),
@@ -217,11 +220,22 @@ def fill_site(
         skipped,
         int(keep.sum()),
         int(sum(len(v) for v in plan.values())),
-        int(sum(len(a) for _, a, _ in manifests)),
+        int(added.size),
         int(sum(len(d) for _, _, d in manifests)),
         time.perf_counter() - started,
         fill_id,
+        int(added.size) if source == "origin" else _missing_at(engine, sites, source, added),
     )
+
+
+def _missing_at(engine: Engine, sites: Sequence[Any], source: str, titles: npt.NDArray[np.int64]) -> int:
+    """How many of ``titles`` no appliance of the site ``source`` holds."""
+    site_id = next(s.id for s in sites if s.name == source)
+    with translating(engine), engine.connect() as conn:
+        ids = [r.id for r in store.appliance_rows(conn, site_id=site_id)]
+        held = store.holdings(conn, ids)
+    there = np.concatenate([*held.values(), np.empty(0, np.int64)])
+    return int(np.count_nonzero(~np.isin(titles, there)))
 
 
 def fill_order(engine: Engine) -> list[str]:
