@@ -166,13 +166,7 @@ _crud("appliances", "appliance", c.ApplianceIn, c.ApplianceOut, c.AppliancePage,
 @bp.doc(responses=CHANGE)
 def announce(isp_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Record prefixes an ISP announces to one of its embedded sites (admin)."""
-    require(Role.ADMIN)
-    prefixes = oc.announce(platform().engine, isp_id, body["site"], body["prefixes"])
-    return {
-        "isp": oc.get_item(platform().engine, "isps", isp_id)["name"],
-        "site": body["site"],
-        "prefixes": prefixes,
-    }
+    return _announcement(isp_id, body, withdraw=False)
 
 
 @bp.delete("/isps/<int:isp_id>/prefixes")
@@ -182,13 +176,14 @@ def announce(isp_id: int, body: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(responses=CHANGE)
 def withdraw(isp_id: int, body: dict[str, Any]) -> dict[str, Any]:
     """Withdraw prefixes an ISP announced to one of its sites (admin)."""
+    return _announcement(isp_id, body, withdraw=True)
+
+
+def _announcement(isp_id: int, body: dict[str, Any], *, withdraw: bool) -> dict[str, Any]:
     require(Role.ADMIN)
-    prefixes = oc.announce(platform().engine, isp_id, body["site"], body["prefixes"], withdraw=True)
-    return {
-        "isp": oc.get_item(platform().engine, "isps", isp_id)["name"],
-        "site": body["site"],
-        "prefixes": prefixes,
-    }
+    engine = platform().engine
+    prefixes = oc.announce(engine, isp_id, body["site"], body["prefixes"], withdraw=withdraw)
+    return {"isp": oc.get_item(engine, "isps", isp_id)["name"], "site": body["site"], "prefixes": prefixes}
 
 
 # --- health, steering, fill --------------------------------------------------------------------------

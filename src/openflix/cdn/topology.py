@@ -440,6 +440,9 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
 
     models: dict[str, ModelDoc] = {}
     broken: set[str] = set()
+    model_paths: dict[str, tuple[str | int, ...]] = {}
+    isp_paths: dict[str, tuple[str | int, ...]] = {}
+    site_paths: dict[str, tuple[str | int, ...]] = {}
     for path, item in top.items("appliance_models"):
         r = _Reader(problems, path, item)
         r.unknown(("name", "kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus"))
@@ -452,7 +455,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             r.integer("nics", 0, 64, 0),
             r.integer("psus", 0, 16, 0),
         )
-        if _unique(problems, {n: () for n in models}, name, path, "appliance model") and None not in values:
+        if _unique(problems, model_paths, name, path, "appliance model") and None not in values:
             models[name] = ModelDoc(name, *values)
         elif name is not None:
             broken.add(name)  # named, but wrong: its problem is listed once, not at every reference
@@ -466,7 +469,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
         asn = r.integer("asn", 1, 4_294_967_295, _REQUIRED)
         if asn is not None:
             _unique(problems, asns, str(asn), (*path, "asn"), "ASN")
-        if _unique(problems, {n: () for n in isps}, name, path, "ISP") and asn is not None:
+        if _unique(problems, isp_paths, name, path, "ISP") and asn is not None:
             isps[name] = ISPDoc(name, asn)
         elif name is not None:
             broken.add(name)
@@ -502,7 +505,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
             zone,
             window,
         )
-        if _unique(problems, {n: () for n in sites}, name, path, "site") and None not in site_values:
+        if _unique(problems, site_paths, name, path, "site") and None not in site_values:
             _, _, country, latitude, longitude, _, _ = site_values
             sites[name] = SiteDoc(
                 name, SiteKind(kind), region, country, latitude, longitude, zone, window, isp

@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from openflix.cli.recs import err, out
+
+if TYPE_CHECKING:
+    from openflix.cdn.simulate import PolicyResult
 from openflix.services.platform import Platform
 from openflix.store.db import upgrade
 
@@ -118,31 +122,17 @@ def fleet(interval: float, once: bool, quiet: bool) -> None:
     For demonstrations and tests where no real appliances report: without
     reports, every appliance is unknown and steering sends everyone to the origin.
     """
+    from openflix.services.openconnect import report_fleet
+
     p = _platform()
     rng = np.random.default_rng(p.settings.seed)
     while True:
-        n = report_fleet(p, rng)
+        n = report_fleet(p.engine, rng, stale_s=p.settings.health_stale_s)
         if not quiet:
             err.print(f"reported {n} appliances")
         if once:
             return
         time.sleep(interval)
-
-
-def report_fleet(p: Platform, rng: np.random.Generator) -> int:
-    """One health report from every active appliance: components as they are, a random load."""
-    from openflix.services.openconnect import report_health
-    from openflix.store.cdn import appliance_rows
-
-    with p.engine.connect() as conn:
-        rows = [r for r in appliance_rows(conn) if r.status == "active"]
-    for r in rows:
-        load = float(rng.uniform(0.05, 0.8))
-        report_health(
-            p.engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={},
-            stale_s=p.settings.health_stale_s,
-        )  # fmt: skip
-    return len(rows)
 
 
 @cdn.command("simulate")
@@ -197,13 +187,10 @@ def simulate(
         click.echo(f"wrote {sim.plot(result, plot)}")
 
 
-def _daily(policy: object, first_day: int) -> None:
+def _daily(policy: PolicyResult, first_day: int) -> None:
     """One line per day of a policy's replay: plays and the shares served at each tier."""
     from datetime import UTC, datetime
 
-    from openflix.cdn.simulate import PolicyResult
-
-    assert isinstance(policy, PolicyResult)
     total = policy.embedded + policy.exchange + policy.origin
     click.echo(f"\n{policy.name}, day by day (days up to {policy.warmup_days} are warm-up):")
     click.echo(f"{'day':>4} {'date':10} {'plays':>6} {'embedded':>9} {'exchange':>9} {'origin':>7}")

@@ -105,7 +105,7 @@ def _cdn(p: Platform) -> None:
     """Import the sample topology, have every appliance report once, and fill every site (first run only)."""
     from openflix.cdn.topology import load_file
     from openflix.services.fill import fill_order, fill_site
-    from openflix.services.openconnect import import_topology
+    from openflix.services.openconnect import import_topology, report_fleet
     from openflix.store.schema import Fill, Site
 
     engine = p.engine
@@ -116,7 +116,7 @@ def _cdn(p: Platform) -> None:
         topo = load_file(p.settings.topology)
         import_topology(engine, topo)
         click.echo(f"CDN: imported {len(topo.sites)} sites and {len(topo.appliances)} appliances")
-    _report_fleet(p)
+    report_fleet(p.engine, np.random.default_rng(p.settings.seed), stale_s=p.settings.health_stale_s)
     if fills == 0:
         with err.status("filling the CDN"):
             reports = [
@@ -127,12 +127,6 @@ def _cdn(p: Platform) -> None:
             f"CDN: filled {len(reports)} sites ({sum(r.copies for r in reports):,} copies) "
             f"in {sum(r.seconds for r in reports):.1f} s"
         )
-
-
-def _report_fleet(p: Platform) -> None:
-    from openflix.cli.cdn import report_fleet
-
-    report_fleet(p, np.random.default_rng(p.settings.seed))
 
 
 def _start_fleet() -> None:

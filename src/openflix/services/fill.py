@@ -39,7 +39,7 @@ from openflix.cdn import fill as core
 from openflix.cdn.forecast import ForecastParams, forecast_demand
 from openflix.cdn.inventory import SiteKind
 from openflix.errors import NotFoundError
-from openflix.services.openconnect import HEALTHY, _state
+from openflix.services.openconnect import HEALTHY, health_state
 from openflix.store import cdn as store
 from openflix.store.db import translating
 from openflix.store.schema import Event, Fill, Member, Title
@@ -177,9 +177,9 @@ def fill_site(
         rows = store.appliance_rows(conn, site_id=site.id)
         current = store.holdings(conn, [r.id for r in rows])
     clock = time.time()
-    usable = [r for r in rows if r.status == "active" and _state(r, clock, stale_s) in HEALTHY]
+    usable = [r for r in rows if r.status == "active" and health_state(r, clock, stale_s) in HEALTHY]
     skipped = [
-        f"{r.serial} ({r.status if r.status != 'active' else _state(r, clock, stale_s)})"
+        f"{r.serial} ({r.status if r.status != 'active' else health_state(r, clock, stale_s)})"
         for r in rows
         if r not in usable
     ]
@@ -245,9 +245,10 @@ def fill_order(engine: Engine) -> list[str]:
     return [n for n, k in sites if k == SiteKind.EXCHANGE] + [n for n, k in sites if k != SiteKind.EXCHANGE]
 
 
-def _window_start(text: str) -> tuple[int, int]:
-    hour, minute = text.split("-")[0].split(":")
-    return int(hour), int(minute)
+def _window(text: str) -> tuple[int, int]:
+    """``"02:00-06:00"`` -> (start, end) in minutes after local midnight."""
+    start, end = ((int(h) * 60 + int(m)) for h, m in (part.split(":") for part in text.split("-")))
+    return start, end
 
 
 def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
@@ -258,10 +259,8 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     due = []
     for s in sites:
         local = now.astimezone(ZoneInfo(s.timezone))
-        start_h, start_m = _window_start(s.fill_window)
-        end_h, end_m = _window_start(s.fill_window.split("-")[1] + "-")
+        start, end = _window(s.fill_window)
         minutes = local.hour * 60 + local.minute
-        start, end = start_h * 60 + start_m, end_h * 60 + end_m
         inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)
         day = (local - timedelta(days=1)).date() if start > end and minutes < end else local.date()
         if inside and (s.id, day.isoformat()) not in done:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
-from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip
+from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
 from openflix.cdn.signing import SigningKeys, sign_url
 from openflix.cdn.steering import Decision, Health, Steering
 from openflix.cdn.topology import Topology, parse
@@ -49,8 +49,10 @@ __all__ = [
     "SteeringService",
     "change_topology",
     "export_topology",
+    "health_state",
     "health_view",
     "import_topology",
+    "report_fleet",
     "report_health",
     "signing_keys",
 ]
@@ -130,7 +132,8 @@ def _headroom(row: store.ApplianceRow) -> float:
     return float(min(1.0, max(0.0, 1.0 - used)))
 
 
-def _state(row: store.ApplianceRow, now: float, stale_s: float) -> str:
+def health_state(row: store.ApplianceRow, now: float, stale_s: float) -> str:
+    """``ok``, ``degraded`` or ``failed`` (worst component), or ``unknown`` when its report is stale."""
     if row.reported_at is None or now - row.reported_at > stale_s:
         return "unknown"
     return row.worst
@@ -145,7 +148,13 @@ def health_view(engine: Engine, appliance_id: int, *, stale_s: float, now: float
             raise NotFoundError(f"appliance {appliance_id} does not exist")
         parts = store.component_states(conn, appliance_id)
     return HealthView(
-        row.id, _state(row, now, stale_s), row.reported_at, row.load, row.served_gbps, _headroom(row), parts
+        row.id,
+        health_state(row, now, stale_s),
+        row.reported_at,
+        row.load,
+        row.served_gbps,
+        _headroom(row),
+        parts,
     )
 
 
@@ -168,7 +177,7 @@ def report_health(
     follows on the next request.
     """
     now = time.time() if now is None else now
-    bad = {n: s for n, s in components.items() if s not in store._WORST}
+    bad = {n: s for n, s in components.items() if s not in store.SEVERITY}
     if bad:
         name, state = next(iter(bad.items()))
         raise DataError(f"components.{name}: state must be one of ok, degraded, failed (got {state!r})")
@@ -197,12 +206,25 @@ def report_health(
         )
         after = store.appliance_row(conn, appliance_id)
         assert after is not None
-        was = _state(before, now, stale_s) in HEALTHY
+        was = health_state(before, now, stale_s) in HEALTHY
         if (after.worst in HEALTHY) != was or after.worst != before.worst:
             store.bump(conn, "health")
     return HealthView(
         appliance_id, after.worst, int(now), load, served_gbps, _headroom(after), {**have, **components}
     )
+
+
+def report_fleet(engine: Engine, rng: np.random.Generator, *, stale_s: float) -> int:
+    """A lab fleet: one health report from every active appliance (components as they are, a random
+    load); returns how many reported."""
+    with translating(engine), engine.connect() as conn:
+        rows = [r for r in store.appliance_rows(conn) if r.status == "active"]
+    for r in rows:
+        load = float(rng.uniform(0.05, 0.8))
+        report_health(
+            engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={}, stale_s=stale_s
+        )
+    return len(rows)
 
 
 def signing_keys(settings: Settings) -> SigningKeys:
@@ -295,7 +317,7 @@ class SteeringService:
             isp_names = dict(conn.execute(select(ISP.id, ISP.name)).all())
             announced = conn.execute(select(SitePrefix.prefix, SitePrefix.isp_id, SitePrefix.site_id)).all()
             region_prefixes = conn.execute(select(RegionPrefix.prefix, RegionPrefix.region)).all()
-            default_region = store._meta(conn, "default_region")
+            default_region = store.meta(conn, "default_region")
             if self._placement is None or self._placement[0] != counters[2]:
                 held = store.holdings(conn)
                 self._placement = (counters[2], _holders(held))
@@ -307,7 +329,7 @@ class SteeringService:
         health = {
             r.id: Health(state in HEALTHY, _headroom(r))
             for r in rows
-            if (state := _state(r, now, self.settings.health_stale_s)) != "unknown"
+            if (state := health_state(r, now, self.settings.health_stale_s)) != "unknown"
         }
         prefixes = PrefixTable(Announcement(p, isp_names[i], s) for p, i, s in announced)
         regions = PrefixTable(Announcement(p, r, 0) for p, r in region_prefixes)
@@ -401,7 +423,7 @@ def list_items(engine: Engine, kind_name: str, *, stale_s: float | None = None) 
         for item, a in zip(items, topology.appliances, strict=True):
             row = rows[item["id"]]
             item["components"] = [c.__dict__ for c in a.components]
-            item["health"] = _state(row, now, stale_s or 300.0)
+            item["health"] = health_state(row, now, stale_s or 300.0)
             item["headroom"] = _headroom(row)
     if kind_name == "sites":
         for item in items:
@@ -497,8 +519,6 @@ def announce(
             entry = {"isp": isp, "site": site, "prefixes": []}
             doc["announcements"].append(entry)
         if withdraw:
-            from openflix.cdn.prefixes import normalize_prefix
-
             gone = {normalize_prefix(p, "prefixes") for p in prefixes}
             missing = gone - set(entry["prefixes"])
             if missing:

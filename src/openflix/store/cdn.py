@@ -47,6 +47,7 @@ from openflix.store.schema import (
 
 __all__ = [
     "COUNTERS",
+    "SEVERITY",
     "ApplianceRow",
     "SyncReport",
     "appliance_row",
@@ -56,6 +57,7 @@ __all__ = [
     "counters",
     "holdings",
     "latest_manifest",
+    "meta",
     "read_topology",
     "record_fill",
     "sync_topology",
@@ -88,7 +90,8 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(CdnMeta).values(key=key, value=value))
 
 
-def _meta(conn: Connection, key: str, default: str = "") -> str:
+def meta(conn: Connection, key: str, default: str = "") -> str:
+    """A value of ``cdn_meta`` (``default`` when unset)."""
     value = conn.execute(select(CdnMeta.value).where(CdnMeta.key == key)).scalar()
     return default if value is None else str(value)
 
@@ -142,16 +145,18 @@ class _Table:
         self.counts["updated"] += len(changed)
         self.counts["removed"] += len(gone)
         if remove:
-            self.delete(table, key, gone)
+            _delete_keys(self.conn, table, key, gone)
             return []
         return gone
 
-    def delete(self, table: Any, key: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> None:
-        cols = [getattr(table, k) for k in key]
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            cond = cols[0].in_([k[0] for k in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
-            self.conn.execute(delete(table).where(cond))
+
+def _delete_keys(conn: Connection, table: Any, key: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> None:
+    """Delete the rows of ``table`` whose ``key`` columns equal one of ``keys`` (500 at a time)."""
+    cols = [getattr(table, k) for k in key]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        cond = cols[0].in_([k[0] for k in chunk]) if len(cols) == 1 else tuple_(*cols).in_(chunk)
+        conn.execute(delete(table).where(cond))
 
 
 def _ids(conn: Connection, table: Any, key: str) -> dict[str, int]:
@@ -219,10 +224,7 @@ def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
         RegionPrefix, ["prefix"], {(p,): {"region": r.name} for r in topo.regions for p in r.prefixes}
     )
     for tbl, gone in reversed(later):  # appliances, then sites, ISPs and models: children first
-        if tbl is Appliance and gone:
-            _Table(conn, SyncReport({}), "").delete(Appliance, ["serial"], gone)
-        elif gone:
-            _Table(conn, SyncReport({}), "").delete(tbl, ["name"], gone)
+        _delete_keys(conn, tbl, ["serial" if tbl is Appliance else "name"], gone)
     bump(conn, "inventory")
     return report
 
@@ -256,7 +258,7 @@ def read_topology(conn: Connection) -> Topology:
         parts.sort(key=_component_order)
     appliances = conn.execute(select(Appliance).order_by(Appliance.id)).all()
     return Topology(
-        default_region=_meta(conn, "default_region"),
+        default_region=meta(conn, "default_region"),
         regions=tuple(RegionDoc(r, tuple(sorted(p))) for r, p in sorted(regions.items())),
         models=tuple(
             ModelDoc(m.name, m.kind, m.storage_tb, m.throughput_gbps, m.disks, m.nics, m.psus) for m in models
@@ -322,7 +324,8 @@ class ApplianceRow:
     worst: str
 
 
-_WORST = {"ok": 0, "degraded": 1, "failed": 2}
+SEVERITY = {"ok": 0, "degraded": 1, "failed": 2}
+"""Component states, from best to worst."""
 
 
 def worst_states(conn: Connection, appliance_ids: Iterable[int] | None = None) -> dict[int, str]:
@@ -332,7 +335,7 @@ def worst_states(conn: Connection, appliance_ids: Iterable[int] | None = None) -
         q = q.where(Component.appliance_id.in_(list(appliance_ids)))
     worst: dict[int, str] = {}
     for aid, status in conn.execute(q).all():
-        if _WORST.get(status, 0) > _WORST.get(worst.get(aid, "ok"), 0):
+        if SEVERITY.get(status, 0) > SEVERITY.get(worst.get(aid, "ok"), 0):
             worst[aid] = status
         else:
             worst.setdefault(aid, "ok")
