@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from sqlalchemy import func, select
 
 from openflix.cdn.signing import SignatureError, verify_url
-from openflix.services.fill import fill_order, fill_site
+from openflix.errors import NotFoundError
+from openflix.services.fill import fill_order, fill_site, fill_sites
 from openflix.services.openconnect import report_health
 from openflix.store.cdn import appliance_rows, holdings
+from openflix.store.schema import Fill
 from tests.api.conftest import Served
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "topology.yaml"
@@ -275,6 +278,23 @@ def test_a_drained_appliance_is_skipped_at_once_and_the_next_fill_plans_around_i
     placed = set(np.concatenate([after.get(a, []) for a in site_apps if a != first["appliance_id"]]).tolist())
     assert title in placed  # its titles moved to the others
     _patch(cdn, f"/cdn/appliances/{first['appliance_id']}", cdn.admin, json={"status": "active"})
+
+
+def test_filling_every_site_in_one_run_plans_what_filling_each_alone_did(cdn: Served) -> None:
+    engine = cdn.platform.engine
+    names = fill_order(engine)
+    with engine.connect() as conn:
+        fills = conn.scalar(select(func.count()).select_from(Fill))
+    with pytest.raises(NotFoundError, match="'atlantis'"):
+        list(fill_sites(engine, [*names, "atlantis"], title_gb=100.0, stale_s=300))
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Fill)) == fills  # refused before planning any
+    reports = list(fill_sites(engine, names, title_gb=100.0, stale_s=300))
+    assert [r.site for r in reports] == names
+    assert all(r.copies > 0 for r in reports if r.appliances)
+    alone = [fill_site(engine, n, title_gb=100.0, stale_s=300) for n in names]
+    expected = [(r.site, r.copies, 0, 0) for r in reports]
+    assert [(r.site, r.copies, r.added, r.deleted) for r in alone] == expected
 
 
 def test_an_appliance_reads_its_manifest(cdn: Served) -> None:

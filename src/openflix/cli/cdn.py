@@ -87,10 +87,11 @@ def steer(ip: str, title: int, n: int) -> None:
 @click.option("--day", default=None, help="The local day filled, YYYY-MM-DD (default: the data's today).")
 def fill(site: str | None, day: str | None) -> None:
     """Plan the fill now: copies by predicted demand, placed on healthy appliances, manifests stored."""
+    import time
     from datetime import date
 
     from openflix.errors import DataError
-    from openflix.services.fill import fill_order, fill_site
+    from openflix.services.fill import fill_order, fill_sites
 
     p = _platform()
     try:
@@ -98,18 +99,15 @@ def fill(site: str | None, day: str | None) -> None:
     except ValueError:
         raise DataError(f"--day: expected a date YYYY-MM-DD, got {day!r}") from None
     names = [site] if site else fill_order(p.engine)
-    total = 0.0
-    for name in names:
-        r = fill_site(
-            p.engine, name, title_gb=p.settings.title_gb, stale_s=p.settings.health_stale_s, day=when
-        )
-        total += r.seconds
+    t0 = time.perf_counter()
+    s = p.settings
+    for r in fill_sites(p.engine, names, title_gb=s.title_gb, stale_s=s.health_stale_s, day=when):
         skipped = f"; skipped {', '.join(r.skipped)}" if r.skipped else ""
         click.echo(
             f"{r.site:22} {r.day} from {r.source:10} {r.appliances:3} appliances {r.titles:6,} titles "
             f"{r.copies:7,} copies +{r.added:,} (origin {r.added_from_origin:,}) -{r.deleted:,}{skipped}"
         )
-    out.print(f"{len(names)} site(s) planned in {total:.1f} s")
+    out.print(f"{len(names)} site(s) planned in {time.perf_counter() - t0:.1f} s")
 
 
 @cdn.command("fleet")

@@ -75,7 +75,7 @@ def _evaluate(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
 def _fill(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
     from datetime import date
 
-    from openflix.services.fill import fill_order, fill_site
+    from openflix.services.fill import fill_order, fill_sites
 
     s = platform.settings
     sites = [str(params["site"])] if params.get("site") else fill_order(platform.engine)
@@ -83,9 +83,7 @@ def _fill(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
         day = date.fromisoformat(str(params["day"])) if params.get("day") else None
     except ValueError:
         raise DataError(f"params.day: expected a date YYYY-MM-DD, got {params['day']!r}") from None
-    reports = [
-        fill_site(platform.engine, n, title_gb=s.title_gb, stale_s=s.health_stale_s, day=day) for n in sites
-    ]
+    reports = list(fill_sites(platform.engine, sites, title_gb=s.title_gb, stale_s=s.health_stale_s, day=day))
     return {"sites": [r.__dict__ for r in reports]}
 
 

@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from openflix.cdn import fill as core
@@ -48,7 +49,7 @@ from openflix.store.schema import Site as SiteTable
 if TYPE_CHECKING:
     from openflix.services.platform import Platform
 
-__all__ = ["FillReport", "due_sites", "fill_site", "start_fill_clock"]
+__all__ = ["FillReport", "PlayLog", "due_sites", "fill_site", "fill_sites", "start_fill_clock"]
 
 log = logging.getLogger("openflix.cdn")
 DAY = 86_400
@@ -94,21 +95,79 @@ def source_of(site: Any, sites: Sequence[Any]) -> str:
     return str(min(same, key=lambda s: (_distance_km(site, s), s.id)).name)
 
 
-def site_members(engine: Engine, site: Any, sites: Sequence[Any]) -> npt.NDArray[np.int64] | None:
+@dataclass(frozen=True)
+class PlayLog:
+    """The plays one fill run reads, loaded once for every site it plans.
+
+    Plays from ``WINDOW_DAYS`` before the earliest site's day up to the latest
+    site's day, with each member's region as an integer code; plus every
+    title's plays before the earliest day (the tie-breaking floor).
+    """
+
+    member: npt.NDArray[np.int64]
+    title: npt.NDArray[np.int64]
+    """Title index into the run's sorted title ids."""
+    ts: npt.NDArray[np.int64]
+    region: npt.NDArray[np.int64]
+    """Code of the member's region in ``regions``."""
+    regions: list[str]
+    member_ids: npt.NDArray[np.int64]
+    member_regions: npt.NDArray[np.int64]
+    """Every member's id and region code (in ``regions``; -1: a region no play has)."""
+    first_before: int
+    counts_before: npt.NDArray[np.float64]
+    """``(n_titles,)`` plays of each title before ``first_before`` (Unix s)."""
+
+    @classmethod
+    def load(
+        cls, engine: Engine, titles: npt.NDArray[np.int64], first_before: int, last_before: int
+    ) -> PlayLog:
+        """Plays in ``[first_before - WINDOW_DAYS, last_before)``, counts before ``first_before`` (Unix s)."""
+        plays = (
+            select(Event.member_id, Event.title_id, Event.ts, Member.region)
+            .join(Member, Member.id == Event.member_id)
+            .where(Event.ts >= first_before - WINDOW_DAYS * DAY, Event.ts < last_before)
+        )
+        alltime = select(Event.title_id, func.count()).where(Event.ts < first_before).group_by(Event.title_id)
+        with translating(engine), engine.connect() as conn:
+            rows = pd.read_sql_query(plays, conn)
+            counts = pd.read_sql_query(alltime, conn)
+            members = pd.read_sql_query(select(Member.id, Member.region), conn)
+        codes, regions = pd.factorize(rows["region"])
+        before = np.zeros(titles.size)
+        if len(counts):
+            at = np.searchsorted(titles, counts.iloc[:, 0].to_numpy(np.int64))
+            before[at] = counts.iloc[:, 1].to_numpy()
+        return cls(
+            member=rows["member_id"].to_numpy(np.int64),
+            title=np.searchsorted(titles, rows["title_id"].to_numpy(np.int64)),
+            ts=rows["ts"].to_numpy(np.int64),
+            region=codes.astype(np.int64),
+            regions=[str(r) for r in regions],
+            member_ids=members["id"].to_numpy(np.int64),
+            member_regions=pd.Index(regions).get_indexer(members["region"]).astype(np.int64),
+            first_before=first_before,
+            counts_before=before,
+        )
+
+    def region_code(self, region: str) -> int:
+        """The code of ``region`` (-1 when no play is from it)."""
+        return self.regions.index(region) if region in self.regions else -1
+
+
+def site_members(log: PlayLog, site: Any, sites: Sequence[Any]) -> npt.NDArray[np.int64] | None:
     """The member ids a site serves (``None``: every member of its region, for an exchange site)."""
     if site.kind == SiteKind.EXCHANGE:
         return None
     embedded = sorted(s.id for s in sites if s.kind == SiteKind.EMBEDDED and s.region == site.region)
-    with translating(engine), engine.connect() as conn:
-        ids = np.array(
-            conn.execute(select(Member.id).where(Member.region == site.region)).scalars().all(), np.int64
-        )
+    code = log.region_code(site.region)
+    ids = log.member_ids[log.member_regions == code] if code >= 0 else np.empty(0, np.int64)
     mine: npt.NDArray[np.int64] = ids[ids % len(embedded) == embedded.index(site.id)]
     return mine
 
 
 def demand(
-    engine: Engine, site: Any, sites: Sequence[Any], before: int, titles: npt.NDArray[np.int64]
+    log: PlayLog, site: Any, sites: Sequence[Any], before: int, n_titles: int
 ) -> npt.NDArray[np.float64]:
     """Predicted plays per title at the site on the day starting at ``before`` (Unix s): ``(n_titles,)``.
 
@@ -117,33 +176,25 @@ def demand(
     floor of every title's all-time share (a millionth of a play), so a site
     with room to spare fills it with what was ever popular.
     """
-    members = site_members(engine, site, sites)
+    recent = (log.ts >= log.first_before) & (log.ts < before)
+    counts = log.counts_before + np.bincount(log.title[recent], minlength=n_titles)
+    floor = counts / counts.sum() * 1e-6 if counts.sum() > 0 else np.zeros(n_titles)
     since = before - WINDOW_DAYS * DAY
-    q = (
-        select(Event.member_id, Event.title_id, Event.ts)
-        .join(Member, Member.id == Event.member_id)
-        .where(Event.ts < before, Event.ts >= since, Member.region == site.region)
-    )
-    alltime = select(Event.title_id, func.count()).where(Event.ts < before).group_by(Event.title_id)
-    with translating(engine), engine.connect() as conn:
-        rows = np.array(conn.execute(q).all(), dtype=np.int64).reshape(-1, 3)
-        counts = np.array(conn.execute(alltime).all(), dtype=np.int64).reshape(-1, 2)
-    floor = np.zeros(titles.size)
-    if counts.size:
-        floor[np.searchsorted(titles, counts[:, 0])] = counts[:, 1] / counts[:, 1].sum() * 1e-6
+    keep = (log.region == log.region_code(site.region)) & (log.ts < before) & (log.ts >= since)
+    members = site_members(log, site, sites)
     if members is not None:
-        rows = rows[np.isin(rows[:, 0], members)]
-    if rows.size == 0:
+        keep &= np.isin(log.member, members)
+    if not keep.any():
         return floor
-    _, member_index = np.unique(rows[:, 0], return_inverse=True)
+    _, member_index = np.unique(log.member[keep], return_inverse=True)
     predicted: npt.NDArray[np.float64] = forecast_demand(
-        np.zeros(len(rows), dtype=np.int64),
+        np.zeros(int(keep.sum()), dtype=np.int64),
         member_index,
-        np.searchsorted(titles, rows[:, 1]),
-        rows[:, 2] // DAY,
+        log.title[keep],
+        log.ts[keep] // DAY,
         day=before // DAY,
         n_sites=1,
-        n_titles=titles.size,
+        n_titles=n_titles,
         params=FORECAST,
     )[0]
     return predicted + floor
@@ -161,18 +212,54 @@ def fill_site(
     engine: Engine, site_name: str, *, title_gb: float, stale_s: float, day: date | None = None
 ) -> FillReport:
     """Plan and record one site's fill for ``day`` (default: the site's local today)."""
-    started = time.perf_counter()
+    return next(fill_sites(engine, [site_name], title_gb=title_gb, stale_s=stale_s, day=day))
+
+
+def fill_sites(
+    engine: Engine, site_names: Sequence[str], *, title_gb: float, stale_s: float, day: date | None = None
+) -> Iterator[FillReport]:
+    """Plan and record each site's fill in turn (give exchange sites first: see :func:`fill_order`).
+
+    The plays are read once for all of them; each site's demand still uses
+    only plays before the start of its own ``day`` (default: the site's
+    local today).  Unknown names are refused before anything is planned.
+    """
     with translating(engine), engine.connect() as conn:
         sites = list(conn.execute(select(SiteTable).order_by(SiteTable.id)).all())
         titles = np.array(conn.execute(select(Title.id).order_by(Title.id)).scalars().all(), dtype=np.int64)
-    site = next((s for s in sites if s.name == site_name), None)
-    if site is None:
-        raise NotFoundError(f"site {site_name!r} does not exist")
-    zone = ZoneInfo(site.timezone)
+    by_name = {s.name: s for s in sites}
+    unknown = [n for n in site_names if n not in by_name]
+    if unknown:
+        raise NotFoundError(f"site {unknown[0]!r} does not exist")
     now = data_now(engine)
-    if day is None:
-        day = datetime.fromtimestamp(now, zone).date()
-    start_of_day = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+    starts = {n: _start_of_day(by_name[n], now, day) for n in site_names}
+    if not starts:
+        return
+    log = PlayLog.load(engine, titles, min(s for _, s in starts.values()), max(s for _, s in starts.values()))
+    for name in site_names:
+        local_day, start_of_day = starts[name]
+        yield _fill_one(engine, by_name[name], sites, titles, log, local_day, start_of_day, title_gb, stale_s)
+
+
+def _start_of_day(site: Any, now: int, day: date | None) -> tuple[date, int]:
+    """The site's day (``day``, or its local date at ``now``) and when it starts (Unix s)."""
+    zone = ZoneInfo(site.timezone)
+    local = day or datetime.fromtimestamp(now, zone).date()
+    return local, int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp())
+
+
+def _fill_one(
+    engine: Engine,
+    site: Any,
+    sites: Sequence[Any],
+    titles: npt.NDArray[np.int64],
+    log: PlayLog,
+    day: date,
+    start_of_day: int,
+    title_gb: float,
+    stale_s: float,
+) -> FillReport:
+    started = time.perf_counter()
     with translating(engine), engine.connect() as conn:
         rows = store.appliance_rows(conn, site_id=site.id)
         current = store.holdings(conn, [r.id for r in rows])
@@ -185,7 +272,7 @@ def fill_site(
     ]
     source = source_of(site, sites)
     capacities = [math.floor(r.storage_tb * 1000.0 / title_gb) for r in usable]
-    wanted = demand(engine, site, sites, start_of_day, titles)
+    wanted = demand(log, site, sites, start_of_day, titles.size)
     copies = core.copies_for(wanted, len(usable), float(sum(capacities)))
     keep = copies > 0
     plan = (
