@@ -12,8 +12,8 @@ from openflix.cdn.simulate import (
     Plays,
     SimulationConfig,
     SimulationResult,
-    _forecast_plan,
     _replay_lru,
+    forecast_plan,
     simulate,
 )
 from openflix.errors import DataError
@@ -119,10 +119,10 @@ def test_a_days_fill_never_sees_that_days_plays(stable: Plays) -> None:
     titles[lo:] = np.random.default_rng(1).integers(0, stable.n_titles, stable.n_plays - lo)
     changed = Plays.from_arrays(stable.members, titles, stable.times, n_titles=stable.n_titles)
     params = ForecastParams(unwatched_weight=0.3, new_title_prior=5.0)
-    a = _forecast_plan(stable, params, 60, FAST)(day)
-    b = _forecast_plan(changed, params, 60, FAST)(day)
+    a = forecast_plan(stable, params, 60, FAST)(day)
+    b = forecast_plan(changed, params, 60, FAST)(day)
     assert (a == b).all()
-    assert not (_forecast_plan(changed, params, 60, FAST)(day + 1) == a).all()
+    assert not (forecast_plan(changed, params, 60, FAST)(day + 1) == a).all()
 
 
 class TestForecast:

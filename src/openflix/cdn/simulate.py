@@ -63,7 +63,10 @@ __all__ = [
     "SimulationConfig",
     "SimulationResult",
     "choose_forecast",
+    "fill_holdings",
+    "forecast_plan",
     "plot",
+    "replay_nightly",
     "simulate",
 ]
 
@@ -254,6 +257,8 @@ class PolicyResult:
     seconds: float
     churn: float | None = None
     """Mean share of a site's storage newly filled per counted day (``None`` for the reactive LRU)."""
+    hit: npt.NDArray[np.bool_] | None = None
+    """``(n_plays,)``: whether each play (in :class:`Plays` order) was served embedded."""
 
     def _counted(self, tier: IntArray) -> float:
         total = int((self.embedded + self.exchange + self.origin)[self.warmup_days :].sum())
@@ -377,7 +382,7 @@ def _tiers(
     return emb, exc, total - emb - exc
 
 
-def _replay_nightly(plays: Plays, plan: Callable[[int], Holdings]) -> tuple[npt.NDArray[np.bool_], IntArray]:
+def replay_nightly(plays: Plays, plan: Callable[[int], Holdings]) -> tuple[npt.NDArray[np.bool_], IntArray]:
     """Per-play embedded flag ``(n_plays,)`` when each day's holdings are ``plan(day)``, and
     ``(n_days,)`` titles newly stored that day, summed over sites (day 0: none counted)."""
     bounds = plays.day_bounds()
@@ -411,13 +416,15 @@ def _replay_lru(plays: Plays, capacity: int) -> npt.NDArray[np.bool_]:
 
 
 # --------------------------------------------------------------------------- policies
-def _forecast_plan(
+def forecast_plan(
     plays: Plays,
     params: ForecastParams,
     capacity: int,
     config: SimulationConfig,
     member_demand: Callable[[int], sp.csr_matrix] | None = None,
 ) -> Callable[[int], Holdings]:
+    """``plan(day)``: every site's holdings on ``day`` from the forecast ``params`` (plays before ``day``)."""
+
     def plan(day: int) -> Holdings:
         md = member_demand(day) if member_demand is not None and params.recs_weight > 0 else None
         demand = forecast_demand(
@@ -559,7 +566,7 @@ def choose_forecast(
     tried: list[tuple[str, float]] = []
 
     def replay(params: ForecastParams, md: _MemberDemand | None = None) -> npt.NDArray[np.bool_]:
-        hit = _replay_nightly(warm, _forecast_plan(warm, params, capacity, cfg, md))[0][counted]
+        hit = replay_nightly(warm, forecast_plan(warm, params, capacity, cfg, md))[0][counted]
         tried.append((params.describe(), float(hit.mean())))
         return hit
 
@@ -640,22 +647,22 @@ def simulate(
         emb, exc, org = _tiers(p, hit, exchange)
         seconds = time.perf_counter() - t0
         churn = None if added is None else float(added[warmup:].mean() / (capacity * p.n_sites))
-        results.append(PolicyResult(name, description, emb, exc, org, warmup, seconds, churn))
+        results.append(PolicyResult(name, description, emb, exc, org, warmup, seconds, churn, hit))
 
     for family in policies:
         if family == "lru":
             run("lru", f"LRU cache of {capacity} titles per site", lambda: _replay_lru(p, capacity))
         elif family == "popularity":
             for d in cfg.popularity_decays:
-                plan = _forecast_plan(p, ForecastParams(decay=d), capacity, cfg)
+                plan = forecast_plan(p, ForecastParams(decay=d), capacity, cfg)
                 run(f"popularity-{d:g}", f"global popularity, decay {d:g}/day", _bind(p, plan))
         elif family == "openflix":
-            plan = _forecast_plan(p, forecast, capacity, cfg)
+            plan = forecast_plan(p, forecast, capacity, cfg)
             run("openflix", f"forecast: {forecast.describe()}", _bind(p, plan))
         elif family == "openflix+recs" and want_recs and recs_forecast is not None:
             assert recommender is not None
             md = _MemberDemand(p, recommender, cfg)
-            plan = _forecast_plan(p, recs_forecast, capacity, cfg, md)
+            plan = forecast_plan(p, recs_forecast, capacity, cfg, md)
             run("openflix+recs", f"forecast: {recs_forecast.describe()}", _bind(p, plan))
         elif family == "clairvoyant":
             run("clairvoyant", "that day's actual plays", _bind(p, _clairvoyant_plan(p, capacity, cfg)))
@@ -673,7 +680,7 @@ def simulate(
 
 
 def _bind(plays: Plays, plan: Callable[[int], Holdings]) -> Callable[[], _Replayed]:
-    return lambda: _replay_nightly(plays, plan)
+    return lambda: replay_nightly(plays, plan)
 
 
 # --------------------------------------------------------------------------- plot
