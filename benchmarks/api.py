@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -231,6 +231,19 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     socket_detail: str
+    server_cpu_s: float = float("nan")
+    """CPU seconds the Gunicorn workers spent during the run (user + system)."""
+    client_cpu_s: float = float("nan")
+    """CPU seconds wrk spent during the run."""
+
+    @property
+    def server_us(self) -> float:
+        """Workers' CPU per request, in µs: the server's cost, apart from how busy the machine was."""
+        return 1e6 * self.server_cpu_s / self.requests if self.requests else float("nan")
+
+    @property
+    def client_us(self) -> float:
+        return 1e6 * self.client_cpu_s / self.requests if self.requests else float("nan")
 
 
 UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -362,7 +375,40 @@ def combine(parts: Sequence[WrkResult], seconds: float) -> WrkResult:
         non_2xx=sum(p.non_2xx for p in parts),
         socket_errors=errors,
         socket_detail="none" if errors == 0 else "; ".join(p.socket_detail for p in parts if p.socket_errors),
+        server_cpu_s=sum(p.server_cpu_s for p in parts),
+        client_cpu_s=sum(p.client_cpu_s for p in parts),
     )
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` so far (Linux ``/proc``; NaN elsewhere)."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(master: int) -> list[int]:
+    """The Gunicorn master's worker processes (Linux ``/proc``)."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def measured_wrk(
+    url: str, args: argparse.Namespace, duration: float, script: Path, workers: Sequence[int]
+) -> tuple[str, WrkResult]:
+    """One wrk run, its report and figures, with the CPU the workers and wrk spent meanwhile."""
+    server0, client0 = cpu_seconds(workers), os.times()
+    output = run_wrk(url, args, duration, script)
+    server1, client1 = cpu_seconds(workers), os.times()
+    client = (client1.children_user + client1.children_system) - (
+        client0.children_user + client0.children_system
+    )
+    return output, replace(parse_wrk(output), server_cpu_s=server1 - server0, client_cpu_s=client)
 
 
 def run_wrk(
@@ -398,9 +444,10 @@ def over_http(
         if status != 200:
             raise SystemExit(f"GET /members/{members[0]}/home answered {status}")
         results = {}
+        workers = worker_pids(proc.pid)
         if args.warmup > 0:  # every worker builds every member's page once
             log(f"  warm-up: wrk on the home endpoint for {args.warmup:g} s")
-            results[WARMUP] = warm = parse_wrk(run_wrk(base + "/", args, args.warmup, script))
+            results[WARMUP] = warm = measured_wrk(base + "/", args, args.warmup, script, workers)[1]
             log(f"    {warm.rps:,.0f} requests/s, p99 {warm.p99_ms:.1f} ms, max {warm.max_ms:.0f} ms")
         # Every endpoint through the same kind of Lua script (wrk's per-request Lua costs client CPU on
         # these shared cores, so a script-less trivial endpoint would be favoured).
@@ -409,20 +456,20 @@ def over_http(
             trivial[name] = tmp / f"{name}.lua"
             trivial[name].write_text(LUA % {"paths": f'"/{name}"', "token": token})
         endpoints = [
-            ("/healthz", base + "/", trivial["healthz"], None),
-            ("/whoami", base + "/", trivial["whoami"], None),
-            ("/members/{id}/home", base + "/", script, None),
-            ("/cdn/steer", base + "/", steer, None),
+            ("/healthz", base + "/", trivial["healthz"]),
+            ("/whoami", base + "/", trivial["whoami"]),
+            ("/members/{id}/home", base + "/", script),
+            ("/cdn/steer", base + "/", steer),
         ]
         # Interleaved rounds, the order rotating each round: two processes share 2 cores, and one
         # long run per endpoint would hand whichever ran in a noisy minute the noise.
         rounds: dict[str, list[WrkResult]] = {name: [] for name, *_ in endpoints}
         slice_s = args.duration / args.rounds
         for k in range(args.rounds):
-            for name, url, lua, auth in endpoints[k % len(endpoints) :] + endpoints[: k % len(endpoints)]:
-                output = run_wrk(url, args, slice_s, lua, auth)
+            for name, url, lua in endpoints[k % len(endpoints) :] + endpoints[: k % len(endpoints)]:
+                output, result = measured_wrk(url, args, slice_s, lua, workers)
                 (tmp / f"wrk-{k}-{name.strip('/').replace('/', '_')}.txt").write_text(output)
-                rounds[name].append(parse_wrk(output))
+                rounds[name].append(result)
         for name, parts in rounds.items():
             results[name] = r = combine(parts, slice_s)
             log(
@@ -475,19 +522,22 @@ def section(
         )
     local_table = "\n".join(rows)
     rows = [
-        "| endpoint | requests/s | requests | p50 ms | p99 ms | max ms | non-2xx/3xx | socket errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| endpoint | requests/s | requests | p50 ms | p99 ms | max ms | non-2xx/3xx | socket errors "
+        "| workers' CPU µs/request | wrk's CPU µs/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, r in http.items():
         rows.append(
             f"| `{name}` | {r.rps:,.0f} | {r.requests:,} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.max_ms:.1f} | {r.non_2xx} | {r.socket_detail} |"
+            f"{r.max_ms:.1f} | {r.non_2xx} | {r.socket_detail} | {r.server_us:,.0f} | {r.client_us:,.0f} |"
         )
     http_table = "\n".join(rows)
     health, whoami, home = http["/healthz"], http["/whoami"], http["/members/{id}/home"]  # steady state
     steer = http["/cdn/steer"]
     ratio = home.rps / health.rps if health.rps else float("nan")
     ratio_auth = home.rps / whoami.rps if whoami.rps else float("nan")
+    cpu_ratio = health.server_us / home.server_us
+    cpu_ratio_auth = whoami.server_us / home.server_us
     errors = sum(r.non_2xx + r.socket_errors for r in http.values())
     verdict = "met" if ratio >= RATIO_TARGET and errors == 0 else "**not met**"
     verdict_auth = "met" if ratio_auth >= RATIO_TARGET and errors == 0 else "**not met**"
@@ -524,6 +574,11 @@ def section(
         f"{verdict}). `/healthz` does no authentication and no rate limiting; `/whoami` is the trivial "
         "endpoint that goes the same way as home (token, rate limit, JSON): home / whoami: "
         f"**{ratio_auth:.2f}** ({verdict_auth}).\n\n"
+        "The CPU columns count what the Gunicorn workers and wrk spent during each endpoint's runs, per "
+        "request: unlike requests/s they do not move with how much of the shared cores this virtual "
+        f"machine got in each round. Workers' CPU per request, healthz / home: **{cpu_ratio:.2f}**; "
+        f"whoami / home: **{cpu_ratio_auth:.2f}** (the share of home's requests/s the workers' own cost "
+        "would allow, given the trivial endpoint's).\n\n"
         f"`/cdn/steer` (the sample topology, 222 appliances, every site filled; 5,000 requests like "
         "playbacks — 80% from ISP prefixes, 15% from region blocks, 5% from nowhere — titles drawn by "
         f"their plays; each answer three signed URLs): **{steer.rps:,.0f}** requests/s, "
