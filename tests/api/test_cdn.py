@@ -208,6 +208,12 @@ def test_health_is_the_worst_component_and_unknown_components_are_refused(cdn: S
     assert (
         cdn.get(url, cdn.operator).json["components"]["psu0"] == "failed"
     )  # the refused report wrote nothing
+    item = f"/cdn/appliances/{app['id']}"
+    assert cdn.get(item, cdn.operator).json["health"] == "failed"
+    r = cdn.post(url, cdn.operator, json={"load": 0.5, "served_gbps": 3, "components": {"disk3": "degraded"}})
+    assert r.json["state"] == "failed"  # the worst state did not change, a component did
+    shown = {c["name"]: c["status"] for c in cdn.get(item, cdn.operator).json["components"]}
+    assert shown["disk3"] == "degraded" and shown["psu0"] == "failed"
     assert cdn.post(url, cdn.operator, json={"load": 1.5, "served_gbps": 3}).status_code == 422
     assert (
         cdn.post(
@@ -215,7 +221,9 @@ def test_health_is_the_worst_component_and_unknown_components_are_refused(cdn: S
         ).status_code
         == 404
     )
-    r = cdn.post(url, cdn.operator, json={"load": 0.2, "served_gbps": 1, "components": {"psu0": "ok"}})
+    r = cdn.post(
+        url, cdn.operator, json={"load": 0.2, "served_gbps": 1, "components": {"psu0": "ok", "disk3": "ok"}}
+    )
     assert r.json["state"] == "ok"
 
 

@@ -19,6 +19,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,13 +193,15 @@ def report_health(
                 f"components: appliance {appliance_id} ({before.serial}) has no component "
                 f"{', '.join(map(repr, unknown[:5]))}; it has {', '.join(sorted(have)[:8])}…"
             )
-        for name, state in components.items():
-            if have[name] != state:
-                conn.execute(
-                    update(Component)
-                    .where(Component.appliance_id == appliance_id, Component.name == name)
-                    .values(status=state)
-                )
+        changed = [name for name, state in components.items() if have[name] != state]
+        for name in changed:
+            conn.execute(
+                update(Component)
+                .where(Component.appliance_id == appliance_id, Component.name == name)
+                .values(status=components[name])
+            )
+        if changed:
+            store.bump(conn, "components")
         conn.execute(
             update(ApplianceTable)
             .where(ApplianceTable.id == appliance_id)
@@ -409,34 +412,76 @@ def _ids(engine: Engine, kind: Kind) -> dict[str, int]:
         return dict(conn.execute(select(getattr(kind.table, kind.key), kind.table.id)).all())
 
 
+@dataclass(frozen=True)
+class _Inventory:
+    """The stored topology as read at one value of the ``inventory`` and ``components`` counters."""
+
+    key: tuple[int, int]
+    topology: Topology
+    document: dict[str, Any]
+    ids: dict[str, dict[str, int]]
+    """Kind name -> the item's name (serial for appliances) -> id."""
+
+
+_inventories: weakref.WeakKeyDictionary[Engine, _Inventory] = weakref.WeakKeyDictionary()
+
+
+def _inventory(engine: Engine) -> _Inventory:
+    """The stored topology, read again only after a change to the inventory or to a component's state.
+
+    The counters are read before the topology: a change that lands between
+    the two leaves a newer topology under an older key, read again next time.
+    """
+    with translating(engine), engine.connect() as conn:
+        key = store.inventory_key(conn)
+        hit = _inventories.get(engine)
+        if hit is not None and hit.key == key:
+            return hit
+        topology = store.read_topology(conn)
+        ids: dict[str, dict[str, int]] = {}
+        for name, k in KINDS.items():
+            ids[name] = {str(a): int(b) for a, b in conn.execute(select(getattr(k.table, k.key), k.table.id))}
+    inventory = _Inventory(key, topology, topology.to_document(), ids)
+    _inventories[engine] = inventory
+    return inventory
+
+
 def list_items(engine: Engine, kind_name: str, *, stale_s: float | None = None) -> list[dict[str, Any]]:
     """Every item of a kind as its topology entry plus ``id`` (appliances: plus ``health``), in id order."""
+    return _items(engine, kind_name, None, stale_s)
+
+
+def get_item(engine: Engine, kind_name: str, item_id: int, *, stale_s: float | None = None) -> dict[str, Any]:
+    """One item by id; :class:`NotFoundError` when there is none."""
+    found = _items(engine, kind_name, item_id, stale_s)
+    if not found:
+        raise NotFoundError(f"{KINDS[kind_name].noun} {item_id} does not exist")
+    return found[0]
+
+
+def _items(engine: Engine, kind_name: str, only: int | None, stale_s: float | None) -> list[dict[str, Any]]:
+    """The items of a kind (or the one with id ``only``) as the API shows them, in id order."""
     kind = KINDS[kind_name]
-    topology = export_topology(engine)
-    topo = topology.to_document()
-    ids = _ids(engine, kind)
-    items = [{"id": ids[item[kind.key]], **item} for item in topo[kind.doc_key]]
-    if kind_name == "appliances":
+    inventory = _inventory(engine)
+    ids = inventory.ids[kind_name]
+    entries = inventory.document[kind.doc_key]
+    if only is not None:
+        entries = [e for e in entries if ids[e[kind.key]] == only]
+    items = [{"id": ids[e[kind.key]], **e} for e in entries]
+    if kind_name == "appliances" and items:
         now = time.time()
         with translating(engine), engine.connect() as conn:
-            rows = {r.id: r for r in store.appliance_rows(conn)}
-        for item, a in zip(items, topology.appliances, strict=True):
+            rows = {r.id: r for r in store.appliance_rows(conn, appliance_id=only)}
+        components = {a.serial: a.components for a in inventory.topology.appliances}
+        for item in items:
             row = rows[item["id"]]
-            item["components"] = [c.__dict__ for c in a.components]
+            item["components"] = [dict(c.__dict__) for c in components[item["serial"]]]
             item["health"] = health_state(row, now, stale_s or 300.0)
             item["headroom"] = _headroom(row)
     if kind_name == "sites":
         for item in items:
             item.setdefault("isp", None)
     return sorted(items, key=lambda i: i["id"])
-
-
-def get_item(engine: Engine, kind_name: str, item_id: int, *, stale_s: float | None = None) -> dict[str, Any]:
-    """One item by id; :class:`NotFoundError` when there is none."""
-    for item in list_items(engine, kind_name, stale_s=stale_s):
-        if item["id"] == item_id:
-            return item
-    raise NotFoundError(f"{KINDS[kind_name].noun} {item_id} does not exist")
 
 
 def create_item(engine: Engine, kind_name: str, body: Mapping[str, Any]) -> int:

@@ -12,6 +12,7 @@ small read.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,14 +76,26 @@ def counters(conn: Connection) -> tuple[int, int, int]:
     return tuple(int(values.get(k, 0)) for k in COUNTERS)  # type: ignore[return-value]
 
 
+def inventory_key(conn: Connection) -> tuple[int, int]:
+    """The counters ``(inventory, components)``: any change to what the topology document shows moves one."""
+    keys = ("inventory", "components")
+    values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
+    return int(values.get("inventory", 0)), int(values.get("components", 0))
+
+
 def bump(conn: Connection, *keys: str) -> None:
-    """Increment the named change counters (creating them at 1)."""
+    """Increment the named change counters.
+
+    A counter starts at a random value: a database recreated from scratch
+    does not repeat the values an earlier one had, so a process that cached
+    something under an old value does not take the new database's for it.
+    """
     current = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
     for key in keys:
         if key in current:
             conn.execute(update(CdnMeta).where(CdnMeta.key == key).values(value=str(int(current[key]) + 1)))
         else:
-            conn.execute(insert(CdnMeta).values(key=key, value="1"))
+            conn.execute(insert(CdnMeta).values(key=key, value=str(secrets.randbits(48))))
 
 
 def _set_meta(conn: Connection, key: str, value: str) -> None:
