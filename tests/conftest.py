@@ -88,7 +88,7 @@ def small() -> Interactions:
 PG_URL = os.environ.get("OPENFLIX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OPENFLIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 REQUIRE_SERVICES = os.environ.get("OPENFLIX_REQUIRE_SERVICES") == "1"
-"""Set by .ci/run: a missing PostgreSQL or Redis fails the tests instead of skipping them."""
+"""Set by .ci/run: a missing PostgreSQL, Redis or chromium fails the tests instead of skipping them."""
 
 
 def service_missing(what: str, url: str, exc: BaseException) -> None:

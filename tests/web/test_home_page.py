@@ -2,7 +2,8 @@
 
 The page must show exactly the rows ``GET /members/{id}/home`` returns for the same token (headings,
 reasons, and each title card's name, year and genres), and a wrong token must show an error, not a
-blank page.  The browser tests skip when /usr/bin/chromium is absent (``.ci/run`` installs it); the
+blank page.  The browser tests skip when /usr/bin/chromium is absent (``.ci/run`` installs it, and
+with ``OPENFLIX_REQUIRE_SERVICES=1`` its absence fails them); the
 page and its assets are checked over HTTP regardless.
 """
 
@@ -30,6 +31,7 @@ from openflix.services.training import train_version
 from openflix.store.db import upgrade
 from openflix.store.tokens import create_token
 from tests.api.conftest import make_settings
+from tests.conftest import REQUIRE_SERVICES
 from tests.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -142,7 +144,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, store_data: Interactions) -> 
 @pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: the browser tests need Debian's chromium (.ci/run installs it)")
+        message = f"{CHROMIUM} not found: the browser tests need Debian's chromium (.ci/run installs it)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + "; OPENFLIX_REQUIRE_SERVICES=1 makes this a failure", pytrace=False)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
