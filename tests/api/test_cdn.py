@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from openflix.cdn.signing import SignatureError, verify_url
 from openflix.errors import NotFoundError
@@ -338,3 +338,50 @@ def test_a_fill_job_runs_and_reports(cdn: Served) -> None:
     bad = cdn.post("/jobs", cdn.operator, json={"kind": "fill", "params": {"site": "nowhere"}})
     done = cdn.platform.jobs.wait(bad.json["id"], timeout=60)  # type: ignore[attr-defined]
     assert done.status == "failed" and "nowhere" in (done.error or "")
+
+
+def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn: Served) -> None:
+    """Members whose plays carry addresses belong to the site serving those addresses, not to the
+    embedded site their member id would pick; the fill plans that site for their plays."""
+    from datetime import UTC, datetime, timedelta
+
+    from openflix.services.fill import PlayLog, demand
+    from openflix.store.schema import Event, Member, Site, Title
+
+    engine = cdn.platform.engine
+    with engine.begin() as conn:
+        unplayed = int(conn.scalar(select(func.max(Title.id))) or 0) + 1  # a new title: nobody played it
+        conn.execute(insert(Title).values(id=unplayed, name="A Title Nobody Has Played", genres="Drama"))
+        members = list(
+            conn.scalars(select(Member.id).where(Member.region == "us").order_by(Member.id).limit(30))
+        )
+        newest = int(conn.scalar(select(func.max(Event.ts))) or 0)
+        sites = list(conn.execute(select(Site).order_by(Site.id)).all())
+        titles = np.array(conn.scalars(select(Title.id).order_by(Title.id)).all(), dtype=np.int64)
+    assert len(members) == 30
+    bos = next(s for s in sites if s.name == "northwind-bos")  # announces 10.1.0.0/16
+    sea = next(s for s in sites if s.name == "cascade-sea")  # same region, other ISP
+    when = datetime.fromtimestamp(newest, UTC) + timedelta(hours=1)
+    events = [
+        {"member_id": m, "title_id": unplayed, "kind": "play", "timestamp": when.isoformat(),
+         "client_ip": f"10.1.{k}.9", "idempotency_key": f"located-{cdn.backend}-{m}"}
+        for k, m in enumerate(members)
+    ]  # fmt: skip
+    r = cdn.post("/events/bulk", cdn.operator, json={"events": events})
+    assert r.status_code == 200, r.json
+    day = (when + timedelta(days=1)).date()
+    before = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    log = PlayLog.load(engine, titles, before, before)
+    t = int(np.searchsorted(titles, unplayed))
+    at_bos, at_sea = (
+        demand(log, bos, sites, before, titles.size),
+        demand(log, sea, sites, before, titles.size),
+    )
+    assert at_bos[t] > 1e-3  # the 30 plays, forecast at the site serving their addresses
+    assert at_sea[t] < 1e-5  # elsewhere only the all-time tie-breaking floor
+    report = fill_site(engine, "northwind-bos", title_gb=100.0, stale_s=300, day=day)
+    with engine.connect() as conn:
+        held = holdings(conn)
+        ids = [r.id for r in appliance_rows(conn, site_id=bos.id)]
+    assert report.fill_id is not None
+    assert any(unplayed in held.get(a, []) for a in ids)

@@ -98,3 +98,19 @@ def test_history_shows_new_events_newest_first(served: Served) -> None:
     )
     times = [e["timestamp"] for e in history["events"]]
     assert times == sorted(times, reverse=True)
+
+
+def test_the_client_address_is_stored_canonical_and_a_malformed_one_is_422(served: Served) -> None:
+    r = served.post("/events", served.member, json=_play(served, client_ip="2001:DB8:0::7"))
+    assert r.status_code == 201
+    with served.platform.engine.connect() as conn:
+        stored = conn.scalar(select(Event.client_ip).where(Event.id == r.get_json()["id"]))
+    assert stored == "2001:db8::7"
+    before = _count(served)
+    bad = [_play(served), _play(served, client_ip="10.0.0.300")]
+    r = served.post("/events/bulk", served.operator, json={"events": bad})
+    assert r.status_code == 422
+    detail = r.get_json()["detail"]
+    assert "events.1.client_ip" in detail, detail
+    assert "10.0.0.300" in detail
+    assert _count(served) == before  # nothing of the bulk was stored

@@ -119,3 +119,17 @@ def test_migrations_upgrade_a_database_of_the_first_schema_keeping_its_rows(data
     with engine.connect() as conn:
         assert conn.execute(select(Member.id, Member.revision)).all() == [(7, 0)]
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_declares(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from openflix.store.schema import Base
+
+    engine = connect(database_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == [], diff

@@ -12,6 +12,7 @@ from flask import Response
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require_member
 from openflix.api.context import platform
+from openflix.cdn.prefixes import normalize_ip
 from openflix.errors import ForbiddenError
 from openflix.store.catalog import get_member
 from openflix.store.db import translating
@@ -78,6 +79,7 @@ def _event(body: dict[str, Any]) -> EventIn:
         rating=body.get("rating"),
         position_s=body.get("position_s"),
         duration_s=body.get("duration_s"),
+        client_ip=normalize_ip(body["client_ip"]) if body.get("client_ip") else None,
         device=body.get("device"),
         source=body.get("source"),
         idempotency_key=body.get("idempotency_key"),

@@ -9,6 +9,9 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates_schema
 
+from openflix.cdn.prefixes import normalize_ip
+from openflix.errors import DataError
+
 MAX_BULK = 10_000
 """Events accepted by one bulk ingest."""
 
@@ -89,6 +92,13 @@ class MemberOut(Schema):
     country = String(required=True)
 
 
+def _client_ip(value: str) -> None:
+    try:
+        normalize_ip(value)
+    except DataError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class EventIn(Schema):
     member_id = Integer(required=True, validate=Range(0, 2**62))
     title_id = Integer(required=True, validate=Range(0, 2**62))
@@ -105,6 +115,15 @@ class EventIn(Schema):
     )
     idempotency_key = Text(
         validate=Length(1, 200), metadata={"description": "the same key twice stores the event once"}
+    )
+    client_ip = Text(
+        validate=[Length(max=64), _client_ip],
+        allow_none=True,
+        metadata={
+            "description": "the IPv4 or IPv6 address the play came from: the nightly fill counts the play "
+            "at the embedded site whose ISP announces it (members without one are spread over their "
+            "region's embedded sites)"
+        },
     )
 
     @validates_schema

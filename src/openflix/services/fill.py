@@ -1,9 +1,10 @@
 """The nightly fill of one site: predicted demand -> copies -> placement -> per-appliance manifests.
 
-Members are mapped to sites the way MovieLens cannot say (it has no
-geography): a member's region is stored, and within its region a member
-belongs to one embedded site, by member id modulo the region's embedded
-sites (in id order).  An exchange site serves its whole region.
+A member belongs to the embedded sites whose ISP announces the address of
+their latest play that carries one (events' ``client_ip``, any region).  A
+member whose plays carry no address (MovieLens has no geography) belongs to
+one embedded site of their stored region, by member id modulo the region's
+embedded sites (in id order).  An exchange site serves its whole region.
 
 Demand per title is the forecast of :func:`openflix.cdn.forecast.forecast_demand`
 from the site's members' plays, as of the start of the day being filled —
@@ -39,11 +40,12 @@ from sqlalchemy import Engine, func, select
 from openflix.cdn import fill as core
 from openflix.cdn.forecast import ForecastParams, forecast_demand
 from openflix.cdn.inventory import SiteKind
+from openflix.cdn.prefixes import Announcement, PrefixTable
 from openflix.errors import NotFoundError
 from openflix.services.openconnect import HEALTHY, health_state
 from openflix.store import cdn as store
 from openflix.store.db import translating
-from openflix.store.schema import Event, Fill, Member, Title
+from openflix.store.schema import ISP, Event, Fill, Member, SitePrefix, Title
 from openflix.store.schema import Site as SiteTable
 
 if TYPE_CHECKING:
@@ -117,6 +119,11 @@ class PlayLog:
     first_before: int
     counts_before: npt.NDArray[np.float64]
     """``(n_titles,)`` plays of each title before ``first_before`` (Unix s)."""
+    located: npt.NDArray[np.int64]
+    """Members with a play from a known address in the window: their sites come from it."""
+    located_member: npt.NDArray[np.int64]
+    located_site: npt.NDArray[np.int64]
+    """Pairs (member id, embedded site id): the sites announced the prefix of the member's latest address."""
 
     @classmethod
     def load(
@@ -124,7 +131,7 @@ class PlayLog:
     ) -> PlayLog:
         """Plays in ``[first_before - WINDOW_DAYS, last_before)``, counts before ``first_before`` (Unix s)."""
         plays = (
-            select(Event.member_id, Event.title_id, Event.ts, Member.region)
+            select(Event.member_id, Event.title_id, Event.ts, Event.client_ip, Member.region)
             .join(Member, Member.id == Event.member_id)
             .where(Event.ts >= first_before - WINDOW_DAYS * DAY, Event.ts < last_before)
         )
@@ -133,6 +140,8 @@ class PlayLog:
             rows = pd.read_sql_query(plays, conn)
             counts = pd.read_sql_query(alltime, conn)
             members = pd.read_sql_query(select(Member.id, Member.region), conn)
+            announced = conn.execute(select(SitePrefix.prefix, ISP.name, SitePrefix.site_id).join(ISP)).all()
+        located, pairs = _locate(rows, PrefixTable(Announcement(p, isp, site) for p, isp, site in announced))
         codes, regions = pd.factorize(rows["region"])
         before = np.zeros(titles.size)
         if len(counts):
@@ -148,6 +157,9 @@ class PlayLog:
             member_regions=pd.Index(regions).get_indexer(members["region"]).astype(np.int64),
             first_before=first_before,
             counts_before=before,
+            located=located,
+            located_member=pairs[:, 0],
+            located_site=pairs[:, 1],
         )
 
     def region_code(self, region: str) -> int:
@@ -155,15 +167,33 @@ class PlayLog:
         return self.regions.index(region) if region in self.regions else -1
 
 
+def _locate(rows: pd.DataFrame, prefixes: PrefixTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Members with a known address, and (member, site) pairs: the embedded sites whose ISP announces
+    the prefix holding each member's latest address (none when no ISP announces it)."""
+    known = rows.dropna(subset=["client_ip"]).sort_values("ts", kind="stable")
+    latest = known.groupby("member_id")["client_ip"].last()
+    sites = {ip: (m.sites if (m := prefixes.lookup(ip)) else ()) for ip in latest.unique()}
+    members = latest.index.to_numpy(np.int64)
+    pairs = [(m, site) for m, ip in zip(members.tolist(), latest.tolist(), strict=True) for site in sites[ip]]
+    return members, np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 def site_members(log: PlayLog, site: Any, sites: Sequence[Any]) -> npt.NDArray[np.int64] | None:
-    """The member ids a site serves (``None``: every member of its region, for an exchange site)."""
+    """The member ids a site serves (``None``: every member of its region, for an exchange site).
+
+    A member whose plays carry addresses belongs to the embedded sites whose
+    ISP announces their latest address (any region); a member without one
+    to one embedded site of their region, by member id modulo the region's
+    embedded sites.
+    """
     if site.kind == SiteKind.EXCHANGE:
         return None
     embedded = sorted(s.id for s in sites if s.kind == SiteKind.EMBEDDED and s.region == site.region)
     code = log.region_code(site.region)
     ids = log.member_ids[log.member_regions == code] if code >= 0 else np.empty(0, np.int64)
-    mine: npt.NDArray[np.int64] = ids[ids % len(embedded) == embedded.index(site.id)]
-    return mine
+    ids = ids[~np.isin(ids, log.located)]
+    spread = ids[ids % len(embedded) == embedded.index(site.id)]
+    return np.union1d(spread, log.located_member[log.located_site == site.id])
 
 
 def demand(
@@ -180,9 +210,11 @@ def demand(
     counts = log.counts_before + np.bincount(log.title[recent], minlength=n_titles)
     floor = counts / counts.sum() * 1e-6 if counts.sum() > 0 else np.zeros(n_titles)
     since = before - WINDOW_DAYS * DAY
-    keep = (log.region == log.region_code(site.region)) & (log.ts < before) & (log.ts >= since)
+    keep = (log.ts < before) & (log.ts >= since)
     members = site_members(log, site, sites)
-    if members is not None:
+    if members is None:
+        keep &= log.region == log.region_code(site.region)
+    else:
         keep &= np.isin(log.member, members)
     if not keep.any():
         return floor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,8 @@ class EventIn:
     device: str | None = None
     source: str | None = None
     idempotency_key: str | None = None
+    client_ip: str | None = None
+    """Where the play came from (canonical IPv4 or IPv6 text); not part of what the key stands for."""
 
     def key(self) -> str:
         """The idempotency key: the given one, or a digest of the content (a retry dedups either way)."""
@@ -67,7 +69,7 @@ def add_events(conn: Connection, events: Sequence[EventIn]) -> list[tuple[int, b
     if len(set(keys)) != len(keys):
         seen: dict[str, int] = {}
         for i, k in enumerate(keys):
-            if k in seen and asdict(events[seen[k]]) != asdict(events[i]):
+            if k in seen and _content(events[seen[k]]) != _content(events[i]):
                 raise ConflictError(f"events[{seen[k]}] and events[{i}] share idempotency key {k!r}")
             seen.setdefault(k, i)
     existing = _by_key(conn, keys)
@@ -77,6 +79,7 @@ def add_events(conn: Connection, events: Sequence[EventIn]) -> list[tuple[int, b
             continue
         row = {f: getattr(e, f) for f in CONTENT}
         row["idempotency_key"] = k
+        row["client_ip"] = e.client_ip
         rows.append(row)
     if rows:
         conn.execute(insert_statement(conn, Event.__table__), rows)  # type: ignore[arg-type]
@@ -86,13 +89,17 @@ def add_events(conn: Connection, events: Sequence[EventIn]) -> list[tuple[int, b
     out = []
     for i, (e, k) in enumerate(zip(events, keys, strict=True)):
         row_id, content = stored[k]
-        if content != tuple(getattr(e, f) for f in CONTENT):
+        if content != _content(e):
             raise ConflictError(
                 f"events[{i}]: idempotency key {k!r} was used before for another event "
                 f"(event {row_id}); send a new key for a new event"
             )
         out.append((row_id, k not in existing))
     return out
+
+
+def _content(event: EventIn) -> tuple[object, ...]:
+    return tuple(getattr(event, f) for f in CONTENT)
 
 
 def _check_refs(conn: Connection, events: Sequence[EventIn]) -> None:

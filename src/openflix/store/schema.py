@@ -105,6 +105,9 @@ class Event(Base):
     ts: Mapped[int] = mapped_column(BigInteger)
     device: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    """The address the play came from (canonical text): the fill counts the play at the embedded site
+    whose ISP announces it."""
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
 
     __table_args__ = (
