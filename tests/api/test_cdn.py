@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from openflix.cdn.signing import SignatureError, verify_url
 from openflix.errors import NotFoundError
 from openflix.services.fill import fill_order, fill_site, fill_sites
-from openflix.services.openconnect import report_health
+from openflix.services.openconnect import apply_pending, report_health
 from openflix.store.cdn import appliance_rows, holdings
 from openflix.store.schema import Fill
 from tests.api.conftest import Served
@@ -47,6 +47,7 @@ def cdn(served: Served) -> Served:
     engine = served.platform.engine
     for site in fill_order(engine):
         fill_site(engine, site, title_gb=100.0, stale_s=300)
+    apply_pending(engine)  # the appliances fetched what their manifests added
     return served
 
 
@@ -303,6 +304,41 @@ def test_filling_every_site_in_one_run_plans_what_filling_each_alone_did(cdn: Se
     alone = [fill_site(engine, n, title_gb=100.0, stale_s=300) for n in names]
     expected = [(r.site, r.copies, 0, 0) for r in reports]
     assert [(r.site, r.copies, r.added, r.deleted) for r in alone] == expected
+
+
+def test_steering_sends_a_fills_new_titles_to_an_appliance_once_it_applied_its_manifest(cdn: Served) -> None:
+    ip, _ = _embedded_ip(cdn)
+    engine = cdn.platform.engine
+    site = "northwind-bos"  # ip is announced to it
+    model = cdn.get("/cdn/appliances?site=northwind-bos&limit=1", cdn.operator).json["items"][0]["model"]
+    new = cdn.post(
+        "/cdn/appliances",
+        cdn.admin,
+        json={"serial": "NEW-1", "site": site, "model": model, "hostname": "new-1.northwind.example"},
+    )
+    assert new.status_code == 201, new.json
+    victim = new.json["id"]
+    report_health(engine, victim, load=0.0, served_gbps=0.0, components={}, stale_s=300)
+    report = fill_site(engine, site, title_gb=100.0, stale_s=300)  # about 1/N of the site's titles move to it
+    url = f"/cdn/appliances/{victim}/manifest"
+    manifest = cdn.get(url, cdn.operator).json
+    assert manifest["fill_id"] == report.fill_id and manifest["applied_at"] is None and manifest["add"]
+
+    def steered(title: int) -> list[int]:
+        r = cdn.get(f"/cdn/steer?ip={ip}&title={title}&n=10", cdn.operator)
+        return [c["appliance_id"] for c in r.json["choices"]]
+
+    titles = manifest["add"][:20]
+    assert all(victim not in steered(t) for t in titles)  # planned, not fetched yet
+    r = cdn.post(url, cdn.operator, json={"fill_id": report.fill_id})
+    assert r.status_code == 200 and r.json["applied"] == 1 and r.json["pending"] == 0
+    assert cdn.get(url, cdn.operator).json["applied_at"] is not None
+    assert all(victim in steered(t) for t in titles)  # an unloaded embedded appliance that holds it
+    assert cdn.post(url, cdn.operator, json={"fill_id": 10**9}).status_code == 404
+    assert cdn.post("/cdn/appliances/99999999/manifest", cdn.operator, json={"fill_id": 1}).status_code == 404
+    assert cdn.post(url, cdn.member, json={"fill_id": report.fill_id}).status_code == 403
+    assert cdn.post(url, cdn.operator, json={"fill_id": "soon"}).status_code in (400, 422)
+    apply_pending(engine)
 
 
 def test_an_appliance_reads_its_manifest(cdn: Served) -> None:

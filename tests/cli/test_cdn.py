@@ -58,9 +58,15 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
     # ix-nyc was filled first and holds more than this site: most of what it adds comes from there
     added, origin = re.search(r"\+([\d,]+) \(origin ([\d,]+)\)", r.output).groups()  # type: ignore[union-attr]
     assert int(origin.replace(",", "")) < int(added.replace(",", ""))
-    steered = run(cli, ["cdn", "steer", "10.1.0.9", str(int(store_data.item_ids[0])), "-n", "2"])
+    title = str(int(store_data.item_ids[0]))
+    # planned, not fetched yet: until the appliances say they applied their manifests, the origin serves
+    pending = run(cli, ["cdn", "steer", "10.1.0.9", title, "-n", "2"])
+    assert pending.exit_code == 0 and "-> origin" in pending.output, pending.output
+    assert run(cli, ["cdn", "fleet", "--once", "--quiet"]).exit_code == 0  # the lab fleet applies them
+    steered = run(cli, ["cdn", "steer", "10.1.0.9", title, "-n", "2"])
     assert steered.exit_code == 0
     assert "ISP Northwind" in steered.output and "https://" in steered.output
+    assert "-> origin" not in steered.output and "northwind-bos" in steered.output, steered.output
 
 
 @pytest.mark.parametrize(

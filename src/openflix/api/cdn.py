@@ -232,6 +232,18 @@ def manifest(appliance_id: int) -> dict[str, Any]:
     return oc.manifest(platform().engine, appliance_id)
 
 
+@bp.post("/appliances/<int:appliance_id>/manifest")
+@bp.auth_required(auth)
+@bp.input(c.ManifestAppliedIn, arg_name="body")
+@bp.output(c.ManifestAppliedOut)
+@bp.doc(responses={404: "Unknown appliance, or no manifest of that fill for it"})
+def manifest_applied(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The appliance applied its manifest of ``fill_id`` (and every earlier one): steering sends the
+    titles it added there from now on (operator)."""
+    require(Role.OPERATOR)
+    return oc.apply_manifest(platform().engine, appliance_id, body["fill_id"])
+
+
 @bp.get("/steer")
 @bp.auth_required(auth)
 @bp.input(c.SteerQuery, location="query", arg_name="query")

@@ -222,4 +222,19 @@ class ManifestOut(Schema):
     source = String(allow_none=True)
     add = List(Integer(), required=True)
     delete = List(Integer(), required=True)
+    applied_at = Integer(
+        allow_none=True,
+        metadata={"description": "when the appliance said it applied this manifest (Unix s); null: not yet"},
+    )
     holds = Integer(required=True)
+
+
+class ManifestAppliedIn(Schema):
+    fill_id = Integer(required=True, validate=Range(1, 2**31 - 1))
+
+
+class ManifestAppliedOut(Schema):
+    appliance_id = Integer(required=True)
+    fill_id = Integer(required=True)
+    applied = Integer(required=True, metadata={"description": "manifests marked applied by this call"})
+    pending = Integer(required=True, metadata={"description": "manifests of the appliance still not applied"})

@@ -115,10 +115,12 @@ def fill(site: str | None, day: str | None) -> None:
 @click.option("--once", is_flag=True, help="Report once and exit.")
 @click.option("--quiet", is_flag=True, help="Print nothing.")
 def fleet(interval: float, once: bool, quiet: bool) -> None:
-    """Report health for every active appliance, like a lab fleet (all components ok, random load).
+    """Report health for every active appliance and apply every manifest, like a lab fleet.
 
     For demonstrations and tests where no real appliances report: without
-    reports, every appliance is unknown and steering sends everyone to the origin.
+    reports, every appliance is unknown and steering sends everyone to the
+    origin; without applied manifests, no appliance serves what a fill added.
+    Components keep their states; the load is random.
     """
     from openflix.services.openconnect import report_fleet
 

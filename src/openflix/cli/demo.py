@@ -106,7 +106,7 @@ def _cdn(p: Platform) -> None:
     """Import the sample topology, have every appliance report once, and fill every site (first run only)."""
     from openflix.cdn.topology import load_file
     from openflix.services.fill import fill_order, fill_sites
-    from openflix.services.openconnect import import_topology, report_fleet
+    from openflix.services.openconnect import apply_pending, import_topology, report_fleet
     from openflix.store.schema import Fill, Site
 
     engine = p.engine
@@ -124,6 +124,7 @@ def _cdn(p: Platform) -> None:
             s = p.settings
             names = fill_order(engine)
             reports = list(fill_sites(engine, names, title_gb=s.title_gb, stale_s=s.health_stale_s))
+            apply_pending(engine)  # the lab appliances fetch their manifests at once
         click.echo(
             f"CDN: filled {len(reports)} sites ({sum(r.copies for r in reports):,} copies) "
             f"in {time.perf_counter() - t0:.1f} s"

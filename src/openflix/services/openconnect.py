@@ -48,6 +48,8 @@ __all__ = [
     "HealthView",
     "SteerResult",
     "SteeringService",
+    "apply_manifest",
+    "apply_pending",
     "change_topology",
     "export_topology",
     "health_state",
@@ -219,7 +221,7 @@ def report_health(
 
 def report_fleet(engine: Engine, rng: np.random.Generator, *, stale_s: float) -> int:
     """A lab fleet: one health report from every active appliance (components as they are, a random
-    load); returns how many reported."""
+    load), and every manifest not applied yet applied at once; returns how many reported."""
     with translating(engine), engine.connect() as conn:
         rows = [r for r in store.appliance_rows(conn) if r.status == "active"]
     for r in rows:
@@ -227,7 +229,18 @@ def report_fleet(engine: Engine, rng: np.random.Generator, *, stale_s: float) ->
         report_health(
             engine, r.id, load=load, served_gbps=load * r.throughput_gbps, components={}, stale_s=stale_s
         )
+    apply_pending(engine)
     return len(rows)
+
+
+def apply_pending(engine: Engine) -> int:
+    """A lab fleet applies every manifest at once: mark all pending ones applied; returns how many
+    appliances had some."""
+    with translating(engine), engine.connect() as conn:
+        pending = store.pending_manifests(conn)
+    for appliance_id, fill_id in pending:
+        apply_manifest(engine, appliance_id, fill_id)
+    return len(pending)
 
 
 def signing_keys(settings: Settings) -> SigningKeys:
@@ -322,7 +335,7 @@ class SteeringService:
             region_prefixes = conn.execute(select(RegionPrefix.prefix, RegionPrefix.region)).all()
             default_region = store.meta(conn, "default_region")
             if self._placement is None or self._placement[0] != counters[2]:
-                held = store.holdings(conn)
+                held = store.servable(conn)
                 self._placement = (counters[2], _holders(held))
         site_list = [
             Site(s.id, s.name, SiteKind(s.kind), s.region, s.country, s.latitude, s.longitude, s.timezone)
@@ -369,10 +382,12 @@ class SteeringService:
 
 def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:
     """title id -> appliances holding it, from appliance id -> title ids (vectorized grouping)."""
-    if not held:
+    apps = np.concatenate(
+        [np.full(len(t), a, dtype=np.int64) for a, t in held.items()] or [np.empty(0, np.int64)]
+    )
+    titles = np.concatenate([*held.values(), np.empty(0, np.int64)])
+    if titles.size == 0:
         return {}
-    apps = np.concatenate([np.full(len(t), a, dtype=np.int64) for a, t in held.items()])
-    titles = np.concatenate(list(held.values()))
     order = np.argsort(titles, kind="stable")
     titles, apps = titles[order], apps[order]
     cuts = np.flatnonzero(np.diff(titles)) + 1
@@ -585,7 +600,25 @@ def manifest(engine: Engine, appliance_id: int) -> dict[str, Any]:
         if store.appliance_row(conn, appliance_id) is None:
             raise NotFoundError(f"appliance {appliance_id} does not exist")
         latest = store.latest_manifest(conn, appliance_id) or {
-            "fill_id": None, "day": None, "source": None, "add": [], "delete": [],
+            "fill_id": None, "day": None, "source": None, "add": [], "delete": [], "applied_at": None,
         }  # fmt: skip
         held = store.holdings(conn, [appliance_id]).get(appliance_id)
     return {"appliance_id": appliance_id, **latest, "holds": 0 if held is None else int(held.size)}
+
+
+def apply_manifest(
+    engine: Engine, appliance_id: int, fill_id: int, *, now: float | None = None
+) -> dict[str, int]:
+    """An appliance says it applied its manifest of ``fill_id`` (and so every earlier one).
+
+    Steering sends a title added by a fill to the appliance only from then on.
+    Unknown appliances, and fills the appliance has no manifest of, are
+    :class:`NotFoundError`.
+    """
+    with translating(engine), engine.begin() as conn:
+        if store.appliance_row(conn, appliance_id) is None:
+            raise NotFoundError(f"appliance {appliance_id} does not exist")
+        marked, pending = store.apply_manifest(
+            conn, appliance_id, fill_id, int(time.time() if now is None else now)
+        )
+    return {"appliance_id": appliance_id, "fill_id": fill_id, "applied": marked, "pending": pending}

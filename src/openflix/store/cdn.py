@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 
 from openflix.cdn.inventory import ApplianceStatus, SiteKind
 from openflix.cdn.topology import (
@@ -32,6 +32,7 @@ from openflix.cdn.topology import (
     SiteDoc,
     Topology,
 )
+from openflix.errors import NotFoundError
 from openflix.store.schema import (
     ISP,
     Appliance,
@@ -419,6 +420,58 @@ def holdings(
     return {aid: decode_titles(blob) for aid, blob in conn.execute(q).all()}
 
 
+def servable(conn: Connection) -> dict[int, npt.NDArray[np.int64]]:
+    """What each appliance can serve now: its holdings less the titles added by manifests it has not
+    applied yet (appliance id -> sorted title ids)."""
+    held = holdings(conn)
+    pending: dict[int, list[int]] = {}
+    for appliance_id, add in conn.execute(
+        select(Manifest.appliance_id, Manifest.add).where(Manifest.applied_at.is_(None))
+    ):
+        pending.setdefault(appliance_id, []).extend(add)
+    for appliance_id, titles in pending.items():
+        if appliance_id in held:
+            held[appliance_id] = np.setdiff1d(held[appliance_id], np.asarray(titles, dtype=np.int64))
+    return held
+
+
+def apply_manifest(conn: Connection, appliance_id: int, fill_id: int, now: int) -> tuple[int, int]:
+    """Mark the appliance's manifest of ``fill_id`` and every earlier one as applied.
+
+    Returns ``(manifests marked now, manifests still pending)``;
+    :class:`NotFoundError` when the appliance has no manifest of that fill.
+    """
+    known = conn.execute(
+        select(Manifest.fill_id).where(Manifest.appliance_id == appliance_id, Manifest.fill_id == fill_id)
+    ).first()
+    if known is None:
+        raise NotFoundError(f"appliance {appliance_id} has no manifest of fill {fill_id}")
+    marked = conn.execute(
+        update(Manifest)
+        .where(
+            Manifest.appliance_id == appliance_id, Manifest.fill_id <= fill_id, Manifest.applied_at.is_(None)
+        )
+        .values(applied_at=now)
+    ).rowcount
+    pending = conn.scalar(
+        select(func.count()).where(Manifest.appliance_id == appliance_id, Manifest.applied_at.is_(None))
+    )
+    if marked:
+        bump(conn, "placement")
+    return int(marked), int(pending or 0)
+
+
+def pending_manifests(conn: Connection) -> list[tuple[int, int]]:
+    """``(appliance id, newest fill id)`` of every appliance with a manifest not applied yet."""
+    rows = conn.execute(
+        select(Manifest.appliance_id, func.max(Manifest.fill_id))
+        .where(Manifest.applied_at.is_(None))
+        .group_by(Manifest.appliance_id)
+        .order_by(Manifest.appliance_id)
+    ).all()
+    return [(int(a), int(f)) for a, f in rows]
+
+
 def record_fill(
     conn: Connection,
     *,
@@ -464,7 +517,7 @@ def record_fill(
 def latest_manifest(conn: Connection, appliance_id: int) -> dict[str, Any] | None:
     """The appliance's newest manifest with its fill's day and source (``None``: never filled)."""
     row = conn.execute(
-        select(Manifest.fill_id, Manifest.add, Manifest.delete, Fill.day, Fill.source)
+        select(Manifest.fill_id, Manifest.add, Manifest.delete, Manifest.applied_at, Fill.day, Fill.source)
         .join(Fill, Fill.id == Manifest.fill_id)
         .where(Manifest.appliance_id == appliance_id)
         .order_by(Manifest.fill_id.desc())
@@ -476,6 +529,7 @@ def latest_manifest(conn: Connection, appliance_id: int) -> dict[str, Any] | Non
         "fill_id": row.fill_id,
         "add": row.add,
         "delete": row.delete,
+        "applied_at": row.applied_at,
         "day": row.day,
         "source": row.source,
     }

@@ -303,7 +303,11 @@ class Fill(Base):
 
 
 class Manifest(Base):
-    """One appliance's part of a fill: title ids to fetch and to delete, as JSON lists."""
+    """One appliance's part of a fill: title ids to fetch and to delete, as JSON lists.
+
+    ``applied_at`` is when the appliance said it applied the manifest (Unix s;
+    ``None``: not yet): until then steering does not send its added titles there.
+    """
 
     __tablename__ = "cdn_manifests"
     fill_id: Mapped[int] = mapped_column(
@@ -314,3 +318,4 @@ class Manifest(Base):
     )
     add: Mapped[list[int]] = mapped_column(JSON)
     delete: Mapped[list[int]] = mapped_column(JSON)
+    applied_at: Mapped[int | None] = mapped_column(BigInteger)
