@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, tuple_, update
 
 from openflix.cdn.inventory import ApplianceStatus, SiteKind
 from openflix.cdn.topology import (
@@ -343,17 +343,13 @@ SEVERITY = {"ok": 0, "degraded": 1, "failed": 2}
 
 
 def worst_states(conn: Connection, appliance_ids: Iterable[int] | None = None) -> dict[int, str]:
-    """Per appliance, its worst component state (``ok`` when it has none)."""
-    q = select(Component.appliance_id, Component.status)
+    """Per appliance with components, its worst component state (grouped in the database)."""
+    severity = func.max(case(SEVERITY, value=Component.status, else_=0))
+    q = select(Component.appliance_id, severity).group_by(Component.appliance_id)
     if appliance_ids is not None:
         q = q.where(Component.appliance_id.in_(list(appliance_ids)))
-    worst: dict[int, str] = {}
-    for aid, status in conn.execute(q).all():
-        if SEVERITY.get(status, 0) > SEVERITY.get(worst.get(aid, "ok"), 0):
-            worst[aid] = status
-        else:
-            worst.setdefault(aid, "ok")
-    return worst
+    name = {level: state for state, level in SEVERITY.items()}
+    return {int(aid): name[int(level)] for aid, level in conn.execute(q).all()}
 
 
 def component_states(conn: Connection, appliance_id: int) -> dict[str, str]:
