@@ -488,6 +488,7 @@ def _items(engine: Engine, kind_name: str, only: int | None, stale_s: float | No
         with translating(engine), engine.connect() as conn:
             rows = {r.id: r for r in store.appliance_rows(conn, appliance_id=only)}
         components = {a.serial: a.components for a in inventory.topology.appliances}
+        items = [i for i in items if i["id"] in rows]  # one removed since the copy was read is gone
         for item in items:
             row = rows[item["id"]]
             item["components"] = [dict(c.__dict__) for c in components[item["serial"]]]
