@@ -381,7 +381,7 @@ def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn
     embedded site their member id would pick; the fill plans that site for their plays."""
     from datetime import UTC, datetime, timedelta
 
-    from openflix.services.fill import PlayLog, demand
+    from openflix.services.fill import PlayLog, demand, site_members
     from openflix.store.schema import Event, Member, Site, Title
 
     engine = cdn.platform.engine
@@ -421,3 +421,18 @@ def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn
         ids = [r.id for r in appliance_rows(conn, site_id=bos.id)]
     assert report.fill_id is not None
     assert any(unplayed in held.get(a, []) for a in ids)
+
+    # the same members move to Cascade's network during the planned day: a fill of that day must not
+    # know it yet, even when the plays loaded for a run reach into later days of other time zones
+    later = [
+        {**e, "timestamp": (when + timedelta(days=1, hours=2)).isoformat(), "client_ip": f"10.3.{k}.9",
+         "idempotency_key": f"moved-{cdn.backend}-{e['member_id']}"}
+        for k, e in enumerate(events)
+    ]  # fmt: skip
+    assert cdn.post("/events/bulk", cdn.operator, json={"events": later}).status_code == 200
+    log = PlayLog.load(engine, titles, before, before + 2 * 86_400)
+    assert set(members) <= set(site_members(log, bos, sites, before).tolist())
+    assert not set(members) & set(site_members(log, sea, sites, before).tolist())
+    next_day = before + 2 * 86_400
+    assert set(members) <= set(site_members(log, sea, sites, next_day).tolist())
+    assert not set(members) & set(site_members(log, bos, sites, next_day).tolist())

@@ -133,3 +133,26 @@ def test_the_migrations_build_exactly_the_schema_the_code_declares(database_url:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == [], diff
+
+
+def test_manifests_stored_before_acknowledgements_existed_count_as_applied(database_url: str) -> None:
+    from openflix.cdn.topology import load_file
+    from openflix.services.openconnect import import_topology
+    from openflix.settings import Settings
+    from openflix.store import cdn as store
+
+    engine = connect(database_url)
+    upgrade(engine, "0004")
+    import_topology(engine, load_file(Settings().topology))
+    with engine.begin() as conn:
+        appliance = store.appliance_rows(conn)[0]
+        plan = {appliance.id: np.array([3, 5, 8], dtype=np.int64)}
+        store.record_fill(
+            conn, site_id=appliance.site_id, day="2020-01-01", source="origin", plan=plan,
+            manifests=[(appliance.id, plan[appliance.id], np.empty(0, np.int64))], now=1_577_836_800,
+        )  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert store.servable(conn)[appliance.id].tolist() == [3, 5, 8]
+        assert store.latest_manifest(conn, appliance.id)["applied_at"] == 1_577_836_800  # type: ignore[index]
+    engine.dispose()

@@ -27,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -102,8 +102,10 @@ class PlayLog:
     """The plays one fill run reads, loaded once for every site it plans.
 
     Plays from ``WINDOW_DAYS`` before the earliest site's day up to the latest
-    site's day, with each member's region as an integer code; plus every
-    title's plays before the earliest day (the tie-breaking floor).
+    site's day (in time order), with each member's region as an integer code;
+    every title's plays before the earliest day (the tie-breaking floor); and
+    the plays that carry the client's address, each with the embedded sites
+    whose ISP announces it.  Each site reads only what came before its own day.
     """
 
     member: npt.NDArray[np.int64]
@@ -119,11 +121,13 @@ class PlayLog:
     first_before: int
     counts_before: npt.NDArray[np.float64]
     """``(n_titles,)`` plays of each title before ``first_before`` (Unix s)."""
-    located: npt.NDArray[np.int64]
-    """Members with a play from a known address in the window: their sites come from it."""
-    located_member: npt.NDArray[np.int64]
-    located_site: npt.NDArray[np.int64]
-    """Pairs (member id, embedded site id): the sites announced the prefix of the member's latest address."""
+    addressed: npt.NDArray[np.int64]
+    """Row indices of the plays (kind ``play``) that carry an address, in time order."""
+    address_sites: list[npt.NDArray[np.int64]]
+    """For each of those plays, the embedded sites whose ISP announces its address (maybe none)."""
+    _located: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def load(
@@ -131,9 +135,10 @@ class PlayLog:
     ) -> PlayLog:
         """Plays in ``[first_before - WINDOW_DAYS, last_before)``, counts before ``first_before`` (Unix s)."""
         plays = (
-            select(Event.member_id, Event.title_id, Event.ts, Event.client_ip, Member.region)
+            select(Event.member_id, Event.title_id, Event.ts, Event.kind, Event.client_ip, Member.region)
             .join(Member, Member.id == Event.member_id)
             .where(Event.ts >= first_before - WINDOW_DAYS * DAY, Event.ts < last_before)
+            .order_by(Event.ts, Event.id)
         )
         alltime = select(Event.title_id, func.count()).where(Event.ts < first_before).group_by(Event.title_id)
         with translating(engine), engine.connect() as conn:
@@ -141,7 +146,10 @@ class PlayLog:
             counts = pd.read_sql_query(alltime, conn)
             members = pd.read_sql_query(select(Member.id, Member.region), conn)
             announced = conn.execute(select(SitePrefix.prefix, ISP.name, SitePrefix.site_id).join(ISP)).all()
-        located, pairs = _locate(rows, PrefixTable(Announcement(p, isp, site) for p, isp, site in announced))
+        prefixes = PrefixTable(Announcement(p, isp, site) for p, isp, site in announced)
+        addressed = np.flatnonzero((rows["kind"] == "play").to_numpy() & rows["client_ip"].notna().to_numpy())
+        ips = rows["client_ip"].to_numpy()[addressed]
+        sites_of = {ip: np.array(m.sites if (m := prefixes.lookup(ip)) else (), np.int64) for ip in set(ips)}
         codes, regions = pd.factorize(rows["region"])
         before = np.zeros(titles.size)
         if len(counts):
@@ -157,43 +165,50 @@ class PlayLog:
             member_regions=pd.Index(regions).get_indexer(members["region"]).astype(np.int64),
             first_before=first_before,
             counts_before=before,
-            located=located,
-            located_member=pairs[:, 0],
-            located_site=pairs[:, 1],
+            addressed=addressed.astype(np.int64),
+            address_sites=[sites_of[ip] for ip in ips],
         )
 
     def region_code(self, region: str) -> int:
         """The code of ``region`` (-1 when no play is from it)."""
         return self.regions.index(region) if region in self.regions else -1
 
+    def located(
+        self, before: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """As of ``before`` (Unix s): the members with an addressed play before it, and (member, site)
+        pairs for the embedded sites whose ISP announces the address of each one's latest such play."""
+        if before not in self._located:
+            k = int(np.searchsorted(self.ts[self.addressed], before))  # plays before the day only
+            members = self.member[self.addressed[:k]]
+            # the latest play of each member: the first occurrence in reverse time order
+            located, first = np.unique(members[::-1], return_index=True)
+            latest = (k - 1 - first).tolist()
+            sites = [self.address_sites[i] for i in latest]
+            counts = np.array([len(x) for x in sites], dtype=np.int64)
+            pair_site = np.concatenate([*sites, np.empty(0, np.int64)])
+            self._located[before] = (located, np.repeat(located, counts), pair_site)
+        return self._located[before]
 
-def _locate(rows: pd.DataFrame, prefixes: PrefixTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Members with a known address, and (member, site) pairs: the embedded sites whose ISP announces
-    the prefix holding each member's latest address (none when no ISP announces it)."""
-    known = rows.dropna(subset=["client_ip"]).sort_values("ts", kind="stable")
-    latest = known.groupby("member_id")["client_ip"].last()
-    sites = {ip: (m.sites if (m := prefixes.lookup(ip)) else ()) for ip in latest.unique()}
-    members = latest.index.to_numpy(np.int64)
-    pairs = [(m, site) for m, ip in zip(members.tolist(), latest.tolist(), strict=True) for site in sites[ip]]
-    return members, np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
-
-def site_members(log: PlayLog, site: Any, sites: Sequence[Any]) -> npt.NDArray[np.int64] | None:
-    """The member ids a site serves (``None``: every member of its region, for an exchange site).
+def site_members(log: PlayLog, site: Any, sites: Sequence[Any], before: int) -> npt.NDArray[np.int64] | None:
+    """The member ids a site serves on the day starting at ``before`` (``None``: every member of its
+    region, for an exchange site).
 
     A member whose plays carry addresses belongs to the embedded sites whose
-    ISP announces their latest address (any region); a member without one
-    to one embedded site of their region, by member id modulo the region's
-    embedded sites.
+    ISP announces the address of their latest such play before the day (any
+    region); a member without one to one embedded site of their region, by
+    member id modulo the region's embedded sites.
     """
     if site.kind == SiteKind.EXCHANGE:
         return None
     embedded = sorted(s.id for s in sites if s.kind == SiteKind.EMBEDDED and s.region == site.region)
     code = log.region_code(site.region)
+    located, pair_member, pair_site = log.located(before)
     ids = log.member_ids[log.member_regions == code] if code >= 0 else np.empty(0, np.int64)
-    ids = ids[~np.isin(ids, log.located)]
+    ids = ids[~np.isin(ids, located)]
     spread = ids[ids % len(embedded) == embedded.index(site.id)]
-    return np.union1d(spread, log.located_member[log.located_site == site.id])
+    return np.union1d(spread, pair_member[pair_site == site.id])
 
 
 def demand(
@@ -211,7 +226,7 @@ def demand(
     floor = counts / counts.sum() * 1e-6 if counts.sum() > 0 else np.zeros(n_titles)
     since = before - WINDOW_DAYS * DAY
     keep = (log.ts < before) & (log.ts >= since)
-    members = site_members(log, site, sites)
+    members = site_members(log, site, sites, before)
     if members is None:
         keep &= log.region == log.region_code(site.region)
     else:

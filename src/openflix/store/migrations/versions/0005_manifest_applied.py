@@ -19,6 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("cdn_manifests") as batch_op:
         batch_op.add_column(sa.Column("applied_at", sa.BigInteger(), nullable=True))
+    # Manifests stored before this revision counted as done when planned: keep steering to what they
+    # added (as applied when their fill was planned) rather than send it all to the origin.
+    op.execute(
+        "UPDATE cdn_manifests SET applied_at = "
+        "(SELECT cdn_fills.created_at FROM cdn_fills WHERE cdn_fills.id = cdn_manifests.fill_id)"
+    )
 
 
 def downgrade() -> None:
