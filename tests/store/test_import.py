@@ -156,3 +156,33 @@ def test_manifests_stored_before_acknowledgements_existed_count_as_applied(datab
         assert store.servable(conn)[appliance.id].tolist() == [3, 5, 8]
         assert store.latest_manifest(conn, appliance.id)["applied_at"] == 1_577_836_800  # type: ignore[index]
     engine.dispose()
+
+
+def test_change_counters_lose_no_increment_when_writers_race(database_url: str) -> None:
+    import threading
+
+    from openflix.store import cdn as store
+
+    engine = connect(database_url, **({} if database_url.startswith("sqlite") else {"pool_size": 8}))
+    upgrade(engine)
+    with engine.begin() as conn:
+        store.bump(conn, "inventory")
+        start = int(store.meta(conn, "inventory"))
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(15):
+                with engine.begin() as conn:
+                    store.bump(conn, "inventory")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with engine.connect() as conn:
+        assert not errors and int(store.meta(conn, "inventory")) == start + 90
+    engine.dispose()

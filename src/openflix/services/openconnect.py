@@ -64,6 +64,9 @@ HEALTHY = ("ok", "degraded")
 """Worst-component states steering still sends playbacks to (a degraded disk still serves)."""
 SNAPSHOT_MAX_AGE = 5.0
 """Seconds a steering snapshot is used at most, even when nothing was changed through the store."""
+COPY_MAX_AGE = 60.0
+"""Seconds a process keeps its copy of the placement or of the inventory document at most, even when
+the change counters say nothing changed (a change made around the store is seen within this)."""
 KEY_FILE = "openflix-url-keys"
 """Where the embedded default keeps its generated URL signing key (working directory, mode 0600)."""
 
@@ -297,7 +300,7 @@ class SteeringService:
         self.settings = settings
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
-        self._placement: tuple[int, dict[int, frozenset[int]]] | None = None
+        self._placement: tuple[int, dict[int, frozenset[int]], float] | None = None
         self._keys: SigningKeys | None = None
 
     @property
@@ -334,9 +337,14 @@ class SteeringService:
             announced = conn.execute(select(SitePrefix.prefix, SitePrefix.isp_id, SitePrefix.site_id)).all()
             region_prefixes = conn.execute(select(RegionPrefix.prefix, RegionPrefix.region)).all()
             default_region = store.meta(conn, "default_region")
-            if self._placement is None or self._placement[0] != counters[2]:
-                held = store.servable(conn)
-                self._placement = (counters[2], _holders(held))
+            placement = self._placement
+            if (
+                placement is None
+                or placement[0] != counters[2]
+                or time.monotonic() - placement[2] > COPY_MAX_AGE
+            ):
+                placement = (counters[2], _holders(store.servable(conn)), time.monotonic())
+                self._placement = placement
         site_list = [
             Site(s.id, s.name, SiteKind(s.kind), s.region, s.country, s.latitude, s.longitude, s.timezone)
             for s in sites
@@ -353,7 +361,7 @@ class SteeringService:
             site_list,
             appliances,
             prefixes,
-            self._placement[1],
+            placement[1],
             health,
             regions=regions,
             default_region=default_region,
@@ -432,6 +440,8 @@ class _Inventory:
     """The stored topology as read at one value of the ``inventory`` and ``components`` counters."""
 
     key: tuple[int, int]
+    read_at: float
+    """``time.monotonic()`` when it was read."""
     topology: Topology
     document: dict[str, Any]
     ids: dict[str, dict[str, int]]
@@ -450,13 +460,13 @@ def _inventory(engine: Engine) -> _Inventory:
     with translating(engine), engine.connect() as conn:
         key = store.inventory_key(conn)
         hit = _inventories.get(engine)
-        if hit is not None and hit.key == key:
+        if hit is not None and hit.key == key and time.monotonic() - hit.read_at < COPY_MAX_AGE:
             return hit
         topology = store.read_topology(conn)
         ids: dict[str, dict[str, int]] = {}
         for name, k in KINDS.items():
             ids[name] = {str(a): int(b) for a, b in conn.execute(select(getattr(k.table, k.key), k.table.id))}
-    inventory = _Inventory(key, topology, topology.to_document(), ids)
+    inventory = _Inventory(key, time.monotonic(), topology, topology.to_document(), ids)
     _inventories[engine] = inventory
     return inventory
 

@@ -19,7 +19,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 
 from openflix.cdn.inventory import ApplianceStatus, SiteKind
 from openflix.cdn.topology import (
@@ -85,17 +98,17 @@ def inventory_key(conn: Connection) -> tuple[int, int]:
 
 
 def bump(conn: Connection, *keys: str) -> None:
-    """Increment the named change counters.
+    """Increment the named change counters, in the database (two writers at once both count).
 
     A counter starts at a random value: a database recreated from scratch
     does not repeat the values an earlier one had, so a process that cached
     something under an old value does not take the new database's for it.
     """
-    current = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
+    plus_one = cast(cast(CdnMeta.value, BigInteger) + 1, String(200))
     for key in keys:
-        if key in current:
-            conn.execute(update(CdnMeta).where(CdnMeta.key == key).values(value=str(int(current[key]) + 1)))
-        else:
+        if not conn.execute(update(CdnMeta).where(CdnMeta.key == key).values(value=plus_one)).rowcount:
+            # the first import creates every counter (sync_topology), so two writers creating one at
+            # once is left to the primary key: the second one's transaction fails and writes nothing
             conn.execute(insert(CdnMeta).values(key=key, value=str(secrets.randbits(48))))
 
 
@@ -239,7 +252,7 @@ def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
     )
     for tbl, gone in reversed(later):  # appliances, then sites, ISPs and models: children first
         _delete_keys(conn, tbl, ["serial" if tbl is Appliance else "name"], gone)
-    bump(conn, "inventory")
+    bump(conn, "inventory", *(k for k in ("health", "placement", "components") if meta(conn, k) == ""))
     return report
 
 
