@@ -218,6 +218,12 @@ class FillIn(Schema):
 class ManifestOut(Schema):
     appliance_id = Integer(required=True)
     fill_id = Integer(allow_none=True)
+    since = Integer(
+        allow_none=True,
+        metadata={
+            "description": "the oldest fill not applied yet that add and delete include (fill_id: none)"
+        },
+    )
     day = String(allow_none=True)
     source = String(allow_none=True)
     add = List(Integer(), required=True)

@@ -489,7 +489,8 @@ def _items(engine: Engine, kind_name: str, only: int | None, stale_s: float | No
     kind = KINDS[kind_name]
     inventory = _inventory(engine)
     ids = inventory.ids[kind_name]
-    entries = inventory.document[kind.doc_key]
+    # an item removed between the two reads of the copy has no id: it is gone
+    entries = [e for e in inventory.document[kind.doc_key] if e[kind.key] in ids]
     if only is not None:
         entries = [e for e in entries if ids[e[kind.key]] == only]
     items = [{"id": ids[e[kind.key]], **e} for e in entries]
@@ -611,7 +612,8 @@ def manifest(engine: Engine, appliance_id: int) -> dict[str, Any]:
         if store.appliance_row(conn, appliance_id) is None:
             raise NotFoundError(f"appliance {appliance_id} does not exist")
         latest = store.latest_manifest(conn, appliance_id) or {
-            "fill_id": None, "day": None, "source": None, "add": [], "delete": [], "applied_at": None,
+            "fill_id": None, "since": None, "day": None, "source": None, "add": [], "delete": [],
+            "applied_at": None,
         }  # fmt: skip
         held = store.holdings(conn, [appliance_id]).get(appliance_id)
     return {"appliance_id": appliance_id, **latest, "holds": 0 if held is None else int(held.size)}

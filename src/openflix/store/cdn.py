@@ -524,21 +524,36 @@ def record_fill(
 
 
 def latest_manifest(conn: Connection, appliance_id: int) -> dict[str, Any] | None:
-    """The appliance's newest manifest with its fill's day and source (``None``: never filled)."""
-    row = conn.execute(
+    """What the appliance must do to reach its newest plan (``None``: never filled).
+
+    With manifests not applied yet, their adds and deletes are composed in
+    fill order, so an appliance that missed a fill still gets everything it
+    lacks: ``fill_id`` is the newest and ``since`` the oldest of them.  With
+    none pending, the newest manifest (applied).  Day and source are the
+    newest fill's.
+    """
+    rows = conn.execute(
         select(Manifest.fill_id, Manifest.add, Manifest.delete, Manifest.applied_at, Fill.day, Fill.source)
         .join(Fill, Fill.id == Manifest.fill_id)
         .where(Manifest.appliance_id == appliance_id)
         .order_by(Manifest.fill_id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
+    ).all()
+    if not rows:
         return None
+    pending = [r for r in reversed(rows) if r.applied_at is None]
+    newest = rows[0]
+    add, drop = set(newest.add), set(newest.delete)
+    if pending:
+        add, drop = set(), set()
+        for r in pending:
+            add = (add - set(r.delete)) | set(r.add)
+            drop = (drop - set(r.add)) | set(r.delete)
     return {
-        "fill_id": row.fill_id,
-        "add": row.add,
-        "delete": row.delete,
-        "applied_at": row.applied_at,
-        "day": row.day,
-        "source": row.source,
+        "fill_id": newest.fill_id,
+        "since": pending[0].fill_id if pending else newest.fill_id,
+        "add": sorted(add),
+        "delete": sorted(drop),
+        "applied_at": newest.applied_at,
+        "day": newest.day,
+        "source": newest.source,
     }
