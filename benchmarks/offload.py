@@ -32,7 +32,8 @@ TARGET = 0.78
 def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, seconds: float) -> str:
     """How far a nightly fill could go on this replay (references, not policies)."""
     split = "".join(
-        f"| {p.name} | {p.embedded_ratio:.4f} | {a:.4f} | {b:.4f} |\n"
+        f"| {p.name}{' (reference)' if p.name == 'clairvoyant' else ''} | {p.embedded_ratio:.4f} | "
+        f"{a:.4f} | {b:.4f} |\n"
         for p in result.policies
         if p.hit is not None
         for a, b in [split_ratio(plays, p.hit, result.warmup_days)]
@@ -42,6 +43,19 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
     assert hit is not None
     new, back = split_ratio(plays, hit, result.warmup_days)
     needed = (TARGET - room.first_day_share * new) / (1.0 - room.first_day_share)
+    gain = room.hindsight_ratio - openflix
+    knobs = (
+        f"tuning the knobs on the answer gains {gain:+.4f}, so better knobs are not the way to {TARGET}"
+        if room.hindsight_ratio < TARGET
+        else f"tuning the knobs on the answer gains {gain:+.4f} and would reach {TARGET}"
+    )
+    others = "worse" if room.other_sites_today < openflix else "better"
+    returning = (
+        f"{TARGET} needs {needed:.4f} of the returning members' plays ({needed - back:+.4f})"
+        if 0.0 <= needed <= 1.0
+        else f"{TARGET} cannot be reached through the returning members' plays alone (they would need "
+        f"{needed:.4f})"
+    )
     return (
         "### How far a nightly fill could go\n\n"
         f"References computed by `openflix.cdn.headroom` in the same run ({seconds:.0f} s), counted over "
@@ -49,8 +63,8 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         "| reference | embedded |\n|---|---:|\n"
         f"| the openflix forecast's grid, best candidate **on the counted days** "
         f"({room.hindsight_knobs.describe()}) | {room.hindsight_ratio:.4f} |\n"
-        f"| each site filled from **that day's** plays at the 7 other sites (ties by the openflix forecast) "
-        f"| {room.other_sites_today:.4f} |\n"
+        f"| each site filled from **that day's** plays at the {result.n_sites - 1} other sites (ties by the "
+        f"openflix forecast) | {room.other_sites_today:.4f} |\n"
         f"| openflix (for comparison) | {openflix:.4f} |\n\n"
         f"**{room.first_day_share:.1%}** of counted plays are by members on their first day of plays: the "
         "past holds nothing personal about them, so for them a fill can only guess the population's "
@@ -58,14 +72,10 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         "| policy | all plays | first-day members' plays | returning members' plays |\n"
         "|---|---:|---:|---:|\n"
         f"{split}\n"
-        "Reading: tuning the knobs on the answer gains "
-        f"{room.hindsight_ratio - openflix:+.4f}, so better knobs are not the way to "
-        f"{TARGET}. Knowing the rest of the population's demand *of the very day* does worse than the "
-        "forecast: a site's day is a few members' sessions, and what they pick is theirs, not the "
-        "population's. The gap to the clairvoyant reference is in which members come and what each "
-        "picks; the recommender (`openflix+recs`) is the attempt at the returning members' part, and "
-        f"it has not yet helped. With first-day plays served as now ({new:.4f}), {TARGET} needs "
-        f"{needed:.4f} of the returning members' plays ({needed - back:+.4f}).\n"
+        f"Reading: {knobs}. Knowing the rest of the population's demand *of the very day* does {others} "
+        "than the forecast. The gap to the clairvoyant reference is in which members come and what each "
+        "picks; the recommender (`openflix+recs`) is the attempt at the returning members' part. With "
+        f"first-day plays served as now ({new:.4f}), {returning}.\n"
     )
 
 
@@ -153,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result.format_table())
     print(f"{seconds:.0f} s; recommender in the default forecast: {result.choice.recs_helps}")
     t0 = time.perf_counter()
-    room = headroom(plays, tie=result.choice.forecast)
+    room = headroom(plays, result.config, tie=result.choice.forecast)
     room_seconds = time.perf_counter() - t0
     print(room)
     text = section(result, seconds) + "\n" + headroom_section(result, plays, room, room_seconds)

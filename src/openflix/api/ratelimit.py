@@ -46,10 +46,10 @@ class MemoryWindows:
     seconds:
         Window length, in seconds.
     clock:
-        Seconds since the epoch (``time.time``; replaceable for tests).
+        A clock in seconds that never goes back (``time.monotonic``; replaceable for tests).
     """
 
-    def __init__(self, amount: int, seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, amount: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.amount, self.seconds, self._clock = amount, seconds, clock
         self._lock = threading.Lock()
         self._windows: dict[str, list[float]] = {}  # key -> [window end, requests counted]

@@ -75,6 +75,7 @@ class FillReport:
     added: int
     deleted: int
     seconds: float
+    """Planning and recording this site (the run's one read of the plays not included)."""
     fill_id: int | None
     added_from_origin: int = 0
     """Titles added that the source exchange site does not hold: those come from the origin."""
