@@ -130,9 +130,15 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     csv.write_text("".join(f"{m},{t},4,{ts}\n" for (m, t), ts in rows.items()))
     png = tmp_path / "offload.png"
     r = CliRunner().invoke(
-        cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png), "--daily", "openflix"]
-    )
+        cli,
+        ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png), "--daily", "openflix",
+         "--headroom"],
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
+    assert (
+        "how far a nightly fill could go" in r.output and "that day's plays at the other 7 sites" in r.output
+    )
+    assert re.search(r"\n  openflix +0\.\d{4} +0\.\d{4}\n", r.output)  # first-day and returning shares
     assert "openflix, day by day" in r.output and r.output.count("\n") > 60
     for policy in ("lru", "popularity-0.95", "openflix", "clairvoyant"):
         assert f"\n{policy} " in r.output

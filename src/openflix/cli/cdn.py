@@ -13,7 +13,7 @@ import numpy as np
 from openflix.cli.recs import err, out
 
 if TYPE_CHECKING:
-    from openflix.cdn.simulate import PolicyResult
+    from openflix.cdn.simulate import Plays, PolicyResult, SimulationResult
 from openflix.services.platform import Platform
 from openflix.store.db import upgrade
 
@@ -152,8 +152,19 @@ def fleet(interval: float, once: bool, quiet: bool) -> None:
     "--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a PNG plot."
 )
 @click.option("--daily", default=None, metavar="POLICY", help="Also print POLICY's shares day by day.")
+@click.option(
+    "--headroom",
+    is_flag=True,
+    help="Also print how far any nightly fill could go (references that see the answer; slower).",
+)
 def simulate(
-    data_path: Path | None, sites: int, storage: float, no_recs: bool, plot: Path | None, daily: str | None
+    data_path: Path | None,
+    sites: int,
+    storage: float,
+    no_recs: bool,
+    plot: Path | None,
+    daily: str | None,
+    headroom: bool,
 ) -> None:
     """Replay viewing in time order through every fill policy: shares served embedded, at exchange, origin.
 
@@ -168,12 +179,12 @@ def simulate(
     if not 0.0 < storage < 1.0:
         raise DataError(f"--storage: expected a share of the catalog in (0, 1), got {storage:g}")
     data = read_data(data_path or Settings.from_env().data, "auto", None, None)
+    plays = sim.Plays.from_interactions(data, n_sites=sites)
     with err.status("replaying"):
         result = sim.simulate(
-            data,
+            plays,
             config=sim.SimulationConfig(storage_share=storage),
             recommender=None if no_recs else sim.default_recommender,
-            n_sites=sites,
         )
     click.echo(
         f"{result.n_plays:,} plays over {result.n_days} days "
@@ -183,8 +194,31 @@ def simulate(
     click.echo(result.format_table())
     if daily is not None:
         _daily(result.policy(daily), result.first_day)
+    if headroom:
+        _headroom(plays, result)
     if plot is not None:
         click.echo(f"wrote {sim.plot(result, plot)}")
+
+
+def _headroom(plays: Plays, result: SimulationResult) -> None:
+    """The references of :mod:`openflix.cdn.headroom`, and each policy's first-day / returning split."""
+    from openflix.cdn.headroom import headroom, split_ratio
+
+    with err.status("replaying the references"):
+        room = headroom(plays, result.config, tie=result.choice.forecast)
+    click.echo("\nhow far a nightly fill could go (references, not policies):")
+    for label, value in (
+        ("best forecast knobs, chosen on the counted days", f"{room.hindsight_ratio:.4f}"),
+        (f"that day's plays at the other {result.n_sites - 1} sites", f"{room.other_sites_today:.4f}"),
+        ("counted plays by members on their first day", f"{room.first_day_share:.1%}"),
+    ):
+        click.echo(f"  {label:<50} {value}")
+    click.echo(f"  (the best knobs: {room.hindsight_knobs.describe()})")
+    click.echo(f"  {'policy':<18} {'first-day':>9} {'returning':>9}")
+    for p in result.policies:
+        if p.hit is not None:
+            new, back = split_ratio(plays, p.hit, result.warmup_days)
+            click.echo(f"  {p.name:<18} {new:>9.4f} {back:>9.4f}")
 
 
 def _daily(policy: PolicyResult, first_day: int) -> None:
