@@ -20,20 +20,6 @@ from tests.conftest import write_ratings_csv
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "topology.yaml"
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
-        "OPENFLIX_REDIS_URL": "",
-        "OPENFLIX_RETRAIN_AT": "off",
-        "OPENFLIX_URL_KEYS": "k1:" + "cd" * 32,
-    }
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    return values
-
-
 def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: Interactions) -> None:
     run = CliRunner().invoke
     csv = write_ratings_csv(store_data, tmp_path / "ratings.csv")

@@ -13,19 +13,6 @@ from openflix.recs.data import Interactions
 from tests.conftest import write_ratings_csv
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        "OPENFLIX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "OPENFLIX_ARTIFACTS": str(tmp_path / "artifacts"),
-        "OPENFLIX_REDIS_URL": "",
-        "OPENFLIX_RETRAIN_AT": "off",
-    }
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    return values
-
-
 def test_import_train_promote_rollback_and_tokens(
     env: dict[str, str], tmp_path: Path, store_data: Interactions
 ) -> None:

@@ -237,13 +237,9 @@ def report_fleet(engine: Engine, rng: np.random.Generator, *, stale_s: float) ->
 
 
 def apply_pending(engine: Engine) -> int:
-    """A lab fleet applies every manifest at once: mark all pending ones applied; returns how many
-    appliances had some."""
-    with translating(engine), engine.connect() as conn:
-        pending = store.pending_manifests(conn)
-    for appliance_id, fill_id in pending:
-        apply_manifest(engine, appliance_id, fill_id)
-    return len(pending)
+    """A lab fleet applies every manifest at once: mark all pending ones applied; returns how many."""
+    with translating(engine), engine.begin() as conn:
+        return store.apply_all_manifests(conn, int(time.time()))
 
 
 def signing_keys(settings: Settings) -> SigningKeys:
@@ -275,7 +271,7 @@ class _Snapshot:
     """One process's steering snapshot and what it was built from."""
 
     def __init__(
-        self, steering: Steering, counters: tuple[int, int, int], built: float, titles: frozenset[int]
+        self, steering: Steering, counters: tuple[int, ...], built: float, titles: frozenset[int]
     ) -> None:
         self.steering = steering
         self.counters = counters
@@ -328,7 +324,7 @@ class SteeringService:
                     self._snapshot = snap
         return snap
 
-    def _build(self, counters: tuple[int, int, int]) -> Steering:
+    def _build(self, counters: tuple[int, ...]) -> Steering:
         now = time.time()
         with translating(self.engine), self.engine.connect() as conn:
             sites = conn.execute(select(SiteTable)).all()
@@ -439,7 +435,7 @@ def _ids(engine: Engine, kind: Kind) -> dict[str, int]:
 class _Inventory:
     """The stored topology as read at one value of the ``inventory`` and ``components`` counters."""
 
-    key: tuple[int, int]
+    key: tuple[int, ...]
     read_at: float
     """``time.monotonic()`` when it was read."""
     topology: Topology
@@ -458,7 +454,7 @@ def _inventory(engine: Engine) -> _Inventory:
     the two leaves a newer topology under an older key, read again next time.
     """
     with translating(engine), engine.connect() as conn:
-        key = store.inventory_key(conn)
+        key = store.counters(conn, ("inventory", "components"))
         hit = _inventories.get(engine)
         if hit is not None and hit.key == key and time.monotonic() - hit.read_at < COPY_MAX_AGE:
             return hit

@@ -67,6 +67,8 @@ __all__ = [
     "SyncReport",
     "appliance_row",
     "appliance_rows",
+    "apply_all_manifests",
+    "apply_manifest",
     "bump",
     "component_states",
     "counters",
@@ -75,7 +77,9 @@ __all__ = [
     "meta",
     "read_topology",
     "record_fill",
+    "servable",
     "sync_topology",
+    "worst_states",
 ]
 
 COUNTERS = ("inventory", "health", "placement")
@@ -84,17 +88,10 @@ MAX_ID = 2**31 - 1
 MODEL_FIELDS = ("kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus")
 
 
-def counters(conn: Connection) -> tuple[int, int, int]:
-    """The change counters ``(inventory, health, placement)``."""
-    values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(COUNTERS))).all())
-    return tuple(int(values.get(k, 0)) for k in COUNTERS)  # type: ignore[return-value]
-
-
-def inventory_key(conn: Connection) -> tuple[int, int]:
-    """The counters ``(inventory, components)``: any change to what the topology document shows moves one."""
-    keys = ("inventory", "components")
+def counters(conn: Connection, keys: Sequence[str] = COUNTERS) -> tuple[int, ...]:
+    """The named change counters (0 for one never bumped); default ``(inventory, health, placement)``."""
     values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
-    return int(values.get("inventory", 0)), int(values.get("components", 0))
+    return tuple(int(values.get(k, 0)) for k in keys)
 
 
 def bump(conn: Connection, *keys: str) -> None:
@@ -252,7 +249,7 @@ def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
     )
     for tbl, gone in reversed(later):  # appliances, then sites, ISPs and models: children first
         _delete_keys(conn, tbl, ["serial" if tbl is Appliance else "name"], gone)
-    bump(conn, "inventory", *(k for k in ("health", "placement", "components") if meta(conn, k) == ""))
+    bump(conn, "inventory", "health", "placement", "components")  # the first import creates them all
     return report
 
 
@@ -470,15 +467,14 @@ def apply_manifest(conn: Connection, appliance_id: int, fill_id: int, now: int) 
     return int(marked), int(pending or 0)
 
 
-def pending_manifests(conn: Connection) -> list[tuple[int, int]]:
-    """``(appliance id, newest fill id)`` of every appliance with a manifest not applied yet."""
-    rows = conn.execute(
-        select(Manifest.appliance_id, func.max(Manifest.fill_id))
-        .where(Manifest.applied_at.is_(None))
-        .group_by(Manifest.appliance_id)
-        .order_by(Manifest.appliance_id)
-    ).all()
-    return [(int(a), int(f)) for a, f in rows]
+def apply_all_manifests(conn: Connection, now: int) -> int:
+    """Mark every manifest not applied yet as applied (a lab fleet); returns how many."""
+    marked = conn.execute(
+        update(Manifest).where(Manifest.applied_at.is_(None)).values(applied_at=now)
+    ).rowcount
+    if marked:
+        bump(conn, "placement")
+    return int(marked)
 
 
 def record_fill(
