@@ -30,9 +30,10 @@ from sqlalchemy import Connection, Engine, select
 from openflix.recs.rows import home_rows
 from openflix.registry.ab import TestInfo, active_test, assign
 from openflix.services.serving import ModelHolder, Served
-from openflix.store.catalog import MemberRow, TitleRow, get_member, titles_by_id
+from openflix.store.catalog import MemberRow, TitleRow, titles_by_id
 from openflix.store.db import translating
 from openflix.store.events import MemberEvents, latest_time, member_events, top_titles
+from openflix.store.reader import MemberReader
 from openflix.store.schema import Member, TitleRegion
 
 __all__ = ["HomePage", "HomeService", "continue_watching"]
@@ -105,6 +106,8 @@ class HomeService:
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
         """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
+        self.members = MemberReader(engine)
+        """The member read of every request."""
 
     def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> tuple[T, int]:
         """``make()``'s value and its generation, kept ``ttl`` seconds.
@@ -171,6 +174,10 @@ class HomeService:
 
         return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))[0]
 
+    def close(self) -> None:
+        """Close the member reader's connections."""
+        self.members.close()
+
     def forget(self, *, pages_only: bool = False) -> None:
         """Drop the built pages and (unless ``pages_only``) every cached value."""
         self._pages.clear()
@@ -188,24 +195,29 @@ class HomeService:
             self._top10(region)
 
     def home(self, member_id: int, *, n: int = 10) -> HomePage:
-        """The rows of ``member_id``'s home page (see :mod:`openflix.recs.rows`)."""
+        """The rows of ``member_id``'s home page (see :mod:`openflix.recs.rows`).
+
+        A cached page costs one read (the member's region and revision, see
+        :class:`~openflix.store.reader.MemberReader`); a pooled connection is
+        taken only to build a page.
+        """
+        member = self.members.get(member_id)
+        test = self._test()
+        cell = None
+        if test is not None:
+            j = int(assign(test, [member_id])[0])
+            cell = test.cells[j].name
+            served = self.holder.get(test.cells[j].version)
+        else:
+            served = self.holder.current()
+        available, available_generation = self._available(served, member.region)
+        top, top_generation = self._top10(member.region)
+        key = (member_id, member.revision, served.version, cell, n, available_generation, top_generation)
+        hit = self._pages.get(key)
+        now = time.monotonic()
+        if hit is not None and now < hit[0]:
+            return hit[1]
         with translating(self.engine), self.engine.connect() as conn:
-            member = get_member(conn, member_id)
-            test = self._test()
-            cell = None
-            if test is not None:
-                j = int(assign(test, [member_id])[0])
-                cell = test.cells[j].name
-                served = self.holder.get(test.cells[j].version)
-            else:
-                served = self.holder.current()
-            available, available_generation = self._available(served, member.region)
-            top, top_generation = self._top10(member.region)
-            key = (member_id, member.revision, served.version, cell, n, available_generation, top_generation)
-            hit = self._pages.get(key)
-            now = time.monotonic()
-            if hit is not None and now < hit[0]:
-                return hit[1]
             page = self._build(conn, member, served, cell, n, available, top)
         # a page expires at a random point of PAGE_TTL's second half: pages built in one burst (a
         # deploy, a promotion) are not all rebuilt in the same second

@@ -56,6 +56,8 @@ class Platform:
 
     def close(self) -> None:
         """Close the database pool (idle connections); the platform may be used again afterwards."""
+        if "home" in self.__dict__:
+            self.home.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
