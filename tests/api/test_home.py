@@ -160,3 +160,29 @@ def test_a_cached_page_is_rebuilt_once_the_regions_titles_change(served: Served)
         home.ttl = ttl
         served.put(f"/titles/{title}/availability", served.operator, json={"regions": ["gb", "us"]})
         home.forget()
+
+
+def test_a_cached_page_shows_a_titles_new_name_once_the_titles_renew(served: Served) -> None:
+    """Pages splice in titles encoded once per process; a renewed name reaches the page by itself."""
+    from sqlalchemy import update
+
+    from openflix.store.schema import Title
+
+    home = served.platform.home
+    member, token = served.other_id, served.other
+    first = _home(served, member, token)
+    item = first["rows"][0]["items"][0]
+    with served.platform.engine.begin() as conn:
+        conn.execute(update(Title).where(Title.id == item["id"]).values(name=item["name"] + " (Remastered)"))
+    assert _home(served, member, token) == first  # cached until the titles are renewed
+    ttl, home.ttl = home.ttl, 0.0  # as if a minute had passed
+    try:
+        deadline = time.monotonic() + 10
+        while _home(served, member, token)["rows"][0]["items"][0]["name"] != item["name"] + " (Remastered)":
+            assert time.monotonic() < deadline, "the page never showed the title's new name"
+            time.sleep(0.05)
+    finally:
+        home.ttl = ttl
+        with served.platform.engine.begin() as conn:
+            conn.execute(update(Title).where(Title.id == item["id"]).values(name=item["name"]))
+        home.forget()

@@ -4,11 +4,12 @@ The member's events are folded into the model, so a new play or rating
 changes the rows on the next request — no retraining.
 
 What changes slowly is cached per process and renewed in the background
-every ``ttl`` seconds: a region's available titles, its top 10 and the
-running A/B test.  A built page is kept, keyed by everything it shows: the
-member's ``revision`` (bumped with every new event of theirs), the model
-version, the A/B cell, and the generations of the region's caches (bumped
-when a renewal finds them changed).  So a page is rebuilt exactly when
+every ``ttl`` seconds: a region's available titles, its top 10, the titles
+(names, years, genres, encoded once as page items) and the running A/B test.
+A built page is kept, keyed by everything it shows: the member's
+``revision`` (bumped with every new event of theirs), the model version, the
+A/B cell, and the generations of those caches (bumped when a renewal finds
+them changed).  So a page is rebuilt exactly when
 something on it may have changed — or after an hour at most.
 """
 
@@ -167,6 +168,21 @@ class HomeService:
 
         return self._cached(("top10", region), make)
 
+    def _items(self, served: Served) -> tuple[list[str | None], int]:
+        """Each of ``served``'s items as the JSON of a page item, by item index (``None``: no such title).
+
+        The titles change rarely and every page shows some: encoded once per
+        process (and on renewal), so building a page reads no title.
+        """
+
+        def make() -> list[str | None]:
+            with translating(self.engine), self.engine.connect() as conn:
+                titles = titles_by_id(conn, None)
+            found = (titles.get(int(i)) for i in served.model.item_ids)
+            return [None if t is None else _json(_title(t)) for t in found]
+
+        return self._cached(("items", served.version), make)
+
     def _test(self) -> TestInfo | None:
         def make() -> TestInfo | None:
             with translating(self.engine), self.engine.connect() as conn:
@@ -190,6 +206,7 @@ class HomeService:
         home_rows(served.model, served.context, [0], None, np.ones(served.model.n_items, dtype=bool))
         with translating(self.engine), self.engine.connect() as conn:
             regions = list(conn.scalars(select(Member.region).distinct()))
+        self._items(served)
         for region in regions:
             self._available(served, region)
             self._top10(region)
@@ -212,13 +229,15 @@ class HomeService:
             served = self.holder.current()
         available, available_generation = self._available(served, member.region)
         top, top_generation = self._top10(member.region)
-        key = (member_id, member.revision, served.version, cell, n, available_generation, top_generation)
+        items, items_generation = self._items(served)
+        generations = (available_generation, top_generation, items_generation)
+        key = (member_id, member.revision, served.version, cell, n, generations)
         hit = self._pages.get(key)
         now = time.monotonic()
         if hit is not None and now < hit[0]:
             return hit[1]
         with translating(self.engine), self.engine.connect() as conn:
-            page = self._build(conn, member, served, cell, n, available, top)
+            page = self._build(conn, member, served, cell, n, available, top, items)
         # a page expires at a random point of PAGE_TTL's second half: pages built in one burst (a
         # deploy, a promotion) are not all rebuilt in the same second
         self._pages[key] = (now + PAGE_TTL * (0.5 + 0.5 * random.random()), page)
@@ -235,6 +254,7 @@ class HomeService:
         n: int,
         available: npt.NDArray[np.bool_],
         top10: list[int],
+        items: list[str | None],
     ) -> HomePage:
         """Fold the member's newest events into ``served`` and cut the scores into rows."""
         events = member_events(conn, member.id, limit=HISTORY_EVENTS)
@@ -253,21 +273,23 @@ class HomeService:
             region=member.region,
             n=n,
         )
-        ids = np.asarray(served.model.item_ids)
-        titles = titles_by_id(conn, sorted({int(ids[i]) for r in rows for i in r.items}))
-        rows_out = [
-            {
-                "id": r.id,
-                "title": r.title,
-                "reason": r.reason,
-                "items": [_title(titles[int(ids[i])]) for i in r.items if int(ids[i]) in titles],
-            }
-            for r in rows
-        ]
+        # the JSON of {member_id, region, version, cell, rows}, items spliced in as encoded by _items
         page = {"member_id": member.id, "region": member.region, "version": served.version, "cell": cell}
-        body = json.dumps({**page, "rows": rows_out}, ensure_ascii=False, separators=(",", ":")).encode()
+        head = _json(page)
+        rows_json = ",".join(
+            f'{{"id":{_json(r.id)},"title":{_json(r.title)},"reason":{_json(r.reason)},"items":['
+            + ",".join(j for j in (items[i] for i in r.items) if j is not None)
+            + "]}"
+            for r in rows
+        )
+        body = f'{head[:-1]},"rows":[{rows_json}]}}'.encode()
         return HomePage(member.id, member.region, served.version, cell, body)
 
 
 def _title(t: TitleRow) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "year": t.year, "genres": t.genres}
+
+
+def _json(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as it is (the body is UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from openflix.errors import NotFoundError
@@ -102,11 +102,17 @@ def get_title(conn: Connection, title_id: int) -> TitleRow:
     return TitleRow(t.id, t.name, t.year, _genres(t.genres), list(regions))
 
 
-def titles_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, TitleRow]:
-    """The titles among ``ids`` that exist, keyed by id."""
-    if not ids:
+_TITLES_BY_ID = select(Title.__table__).where(Title.id.in_(bindparam("ids", expanding=True)))
+
+
+def titles_by_id(conn: Connection, ids: Sequence[int] | None) -> dict[int, TitleRow]:
+    """The titles among ``ids`` that exist (every title for ``None``), keyed by id."""
+    if ids is None:
+        rows = conn.execute(select(Title.__table__)).all()
+    elif not ids:
         return {}
-    rows = conn.execute(select(Title.__table__).where(Title.id.in_(list(ids)))).all()
+    else:  # one expanding parameter: no per-id clause to build
+        rows = conn.execute(_TITLES_BY_ID, {"ids": [int(i) for i in ids]}).all()
     return {t.id: TitleRow(t.id, t.name, t.year, _genres(t.genres)) for t in rows}
 
 
