@@ -32,10 +32,10 @@ from sqlalchemy import Connection, Engine, select
 from openflix.recs.rows import home_rows
 from openflix.registry.ab import TestInfo, active_test, assign
 from openflix.services.serving import ModelHolder, Served
-from openflix.store.catalog import MemberRow, TitleRow, titles_by_id
+from openflix.store.catalog import MemberRow, TitleRow, read_member, titles_by_id
 from openflix.store.db import translating
 from openflix.store.events import MemberEvents, latest_time, member_events, top_titles
-from openflix.store.reader import MemberReader
+from openflix.store.reader import HotReader
 from openflix.store.schema import Member, TitleRegion
 
 __all__ = ["HomePage", "HomeService", "continue_watching"]
@@ -101,7 +101,9 @@ def continue_watching(events: MemberEvents) -> npt.NDArray[np.int64]:
 class HomeService:
     """Builds home pages; one per serving process."""
 
-    def __init__(self, engine: Engine, holder: ModelHolder, *, ttl: float = 60.0) -> None:
+    def __init__(
+        self, engine: Engine, holder: ModelHolder, *, ttl: float = 60.0, reader: HotReader | None = None
+    ) -> None:
         self.engine = engine
         self.holder = holder
         self.ttl = ttl
@@ -110,8 +112,8 @@ class HomeService:
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
         """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
-        self.members = MemberReader(engine)
-        """The member read of every request."""
+        self.reader = reader or HotReader(engine)
+        """The member read of every request goes through it."""
 
     def _cached(self, key: Any, make: Callable[[], T], ttl: float | None = None) -> tuple[T, int]:
         """``make()``'s value and its generation, kept ``ttl`` seconds.
@@ -195,10 +197,6 @@ class HomeService:
 
         return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))[0]
 
-    def close(self) -> None:
-        """Close the member reader's connections."""
-        self.members.close()
-
     def forget(self, *, pages_only: bool = False) -> None:
         """Drop the built pages and (unless ``pages_only``) every cached value."""
         self._pages.clear()
@@ -220,10 +218,10 @@ class HomeService:
         """The rows of ``member_id``'s home page (see :mod:`openflix.recs.rows`).
 
         A cached page costs one read (the member's region and revision, see
-        :class:`~openflix.store.reader.MemberReader`); a pooled connection is
+        :mod:`openflix.store.reader`); a pooled connection is
         taken only to build a page.
         """
-        member = self.members.get(member_id)
+        member = read_member(self.reader, member_id)
         test = self._test()
         cell = None
         if test is not None:

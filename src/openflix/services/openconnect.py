@@ -39,6 +39,7 @@ from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
 from openflix.settings import Settings
 from openflix.store import cdn as store
 from openflix.store.db import translating
+from openflix.store.reader import HotReader
 from openflix.store.schema import ISP, ApplianceModel, Component, RegionPrefix, SitePrefix, Title
 from openflix.store.schema import Appliance as ApplianceTable
 from openflix.store.schema import Site as SiteTable
@@ -291,9 +292,11 @@ class SteeringService:
         ``url_ttl_s`` (how long a URL is valid), ``url_keys``.
     """
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, *, reader: HotReader | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.reader = reader or HotReader(engine)
+        """Reads the change counters at every decision."""
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._placement: tuple[int, dict[int, frozenset[int]], float] | None = None
@@ -310,8 +313,7 @@ class SteeringService:
         return self._current().steering
 
     def _current(self) -> _Snapshot:
-        with translating(self.engine), self.engine.connect() as conn:
-            counters = store.counters(conn)
+        counters = store.read_counters(self.reader)
         snap = self._snapshot
         now = time.monotonic()
         if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:

@@ -18,6 +18,7 @@ from openflix.services.home import HomeService
 from openflix.services.serving import ModelHolder
 from openflix.settings import Settings
 from openflix.store.db import connect
+from openflix.store.reader import HotReader
 
 if TYPE_CHECKING:
     from openflix.jobs.runner import JobRunner
@@ -48,16 +49,21 @@ class Platform:
     def steering(self) -> SteeringService:
         from openflix.services.openconnect import SteeringService
 
-        return SteeringService(self.engine, self.settings)
+        return SteeringService(self.engine, self.settings, reader=self.reader)
 
     @cached_property
     def home(self) -> HomeService:
-        return HomeService(self.engine, self.holder)
+        return HomeService(self.engine, self.holder, reader=self.reader)
+
+    @cached_property
+    def reader(self) -> HotReader:
+        """The small reads every home and steering request makes (see :mod:`openflix.store.reader`)."""
+        return HotReader(self.engine)
 
     def close(self) -> None:
         """Close the database pool (idle connections); the platform may be used again afterwards."""
-        if "home" in self.__dict__:
-            self.home.close()
+        if "reader" in self.__dict__:
+            self.reader.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from openflix.errors import NotFoundError
+from openflix.store.reader import HotReader
 from openflix.store.schema import Title, TitleRegion
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "get_member",
     "get_title",
     "list_titles",
+    "read_member",
     "set_availability",
     "titles_by_id",
 ]
@@ -127,6 +129,15 @@ def set_availability(conn: Connection, title_id: int, regions: Sequence[str]) ->
 
 _MEMBER_SQL = "SELECT id, name, region, country, revision FROM members WHERE id = {}"
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1", "named": ":id"}
+
+
+def read_member(reader: HotReader, member_id: int) -> MemberRow:
+    """:func:`get_member` through the request-path reader (see :mod:`openflix.store.reader`)."""
+    rows = reader.rows(_MEMBER_SQL.format(":id"), {"id": member_id})
+    if not rows:
+        raise NotFoundError(f"member {member_id} does not exist")
+    m = rows[0]
+    return MemberRow(int(m[0]), m[1], m[2], m[3], int(m[4]))
 
 
 def get_member(conn: Connection, member_id: int) -> MemberRow:

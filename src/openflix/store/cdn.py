@@ -46,6 +46,7 @@ from openflix.cdn.topology import (
     Topology,
 )
 from openflix.errors import NotFoundError
+from openflix.store.reader import HotReader
 from openflix.store.schema import (
     ISP,
     Appliance,
@@ -75,6 +76,7 @@ __all__ = [
     "holdings",
     "latest_manifest",
     "meta",
+    "read_counters",
     "read_topology",
     "record_fill",
     "servable",
@@ -91,6 +93,12 @@ MODEL_FIELDS = ("kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus"
 def counters(conn: Connection, keys: Sequence[str] = COUNTERS) -> tuple[int, ...]:
     """The named change counters (0 for one never bumped); default ``(inventory, health, placement)``."""
     values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
+    return tuple(int(values.get(k, 0)) for k in keys)
+
+
+def read_counters(reader: HotReader, keys: Sequence[str] = COUNTERS) -> tuple[int, ...]:
+    """:func:`counters` through the request-path reader (see :mod:`openflix.store.reader`)."""
+    values = dict(reader.rows("SELECT key, value FROM cdn_meta", {}))
     return tuple(int(values.get(k, 0)) for k in keys)
 
 

@@ -1,17 +1,22 @@
-"""The member read of every home request, without a pool checkout on SQLite.
+"""Small fixed reads made at every request, without a pool checkout on SQLite.
 
-A cached home page is answered after one read: the member's region and
-``revision`` (see :mod:`openflix.services.home`).  Through the SQLAlchemy
-pool that read costs a checkout, a connection wrapper and a rollback at
-check-in — measured here at 36 µs of its 45 µs in a loop, and more inside a
-Gunicorn worker.  On a SQLite file each thread instead keeps one driver
-connection of its own for this one statement (a SQLite connection is a file
-handle, cheap to keep), reads in autocommit and steps the statement to its
-end, so no read transaction stays open between requests.
+A cached home page is answered after one read (the member's region and
+``revision``), a steering decision after another (the change counters its
+snapshot was built from).  Through the SQLAlchemy pool such a read costs a
+checkout, a connection wrapper, a statement to compile or look up and a
+rollback at check-in — measured here at 36 µs of a 45 µs member read in a
+loop, and more inside a Gunicorn worker.  On a SQLite file each thread
+instead keeps one driver connection of its own for these statements (a
+SQLite connection is a file handle, cheap to keep), reads in autocommit and
+steps each statement to its end, so no read transaction stays open between
+requests.
 
 On any other database (and on an in-memory SQLite, which only the pool's
 connection can see) the read goes through a pooled connection as every other
 read does; PostgreSQL's pool already keeps its connections.
+
+Statements are plain SQL with ``:name`` parameters, which both SQLite's
+driver and SQLAlchemy's :func:`~sqlalchemy.text` understand.
 """
 
 from __future__ import annotations
@@ -19,22 +24,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.exc import DBAPIError
 
-from openflix.errors import NotFoundError
-from openflix.store.catalog import MemberRow, get_member
 from openflix.store.db import translating
 
-__all__ = ["MemberReader"]
-
-_SQL = "SELECT id, name, region, country, revision FROM members WHERE id = ?"
+__all__ = ["HotReader"]
 
 
-class MemberReader:
-    """Reads one member's profile row, as :func:`~openflix.store.catalog.get_member` does.
+@lru_cache(maxsize=64)
+def _text(sql: str) -> TextClause:
+    return text(sql)
+
+
+class HotReader:
+    """Runs small read-only statements on every request.
 
     Thread-safe: each thread (of each process: a forked child opens its own)
     has its own connection.  :meth:`close` closes all of them.
@@ -54,22 +62,18 @@ class MemberReader:
         """Whether reads bypass the pool (a SQLite file)."""
         return self._path is not None
 
-    def get(self, member_id: int) -> MemberRow:
-        """``member_id``'s profile; :class:`NotFoundError` when there is none, as ``get_member``."""
-        if self._path is None:
-            with translating(self.engine), self.engine.connect() as conn:
-                return get_member(conn, member_id)
-        params = (member_id,)
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` (``:name`` parameters from ``params``); an unreachable database is
+        :class:`~openflix.errors.UnavailableError`, as everywhere."""
         with translating(self.engine):
+            if self._path is None:
+                with self.engine.connect() as conn:
+                    return [tuple(r) for r in conn.execute(_text(sql), dict(params))]
             try:
-                rows = self._connection().execute(_SQL, params).fetchall()
+                return self._connection().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 self._drop()
-                raise DBAPIError.instance(_SQL, params, exc, sqlite3.Error) from exc
-        if not rows:
-            raise NotFoundError(f"member {member_id} does not exist")
-        m = rows[0]
-        return MemberRow(int(m[0]), m[1], m[2], m[3], int(m[4]))
+                raise DBAPIError.instance(sql, dict(params), exc, sqlite3.Error) from exc
 
     def _connection(self) -> sqlite3.Connection:
         held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
