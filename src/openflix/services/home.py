@@ -6,11 +6,10 @@ changes the rows on the next request — no retraining.
 What changes slowly is cached per process and renewed in the background
 every ``ttl`` seconds: a region's available titles, its top 10 and the
 running A/B test; the titles (names, years, genres, encoded once as page
-items) every ten times ``ttl``.
-A built page is kept, keyed by everything it shows: the member's
-``revision`` (bumped with every new event of theirs), the model version, the
-A/B cell, and the generations of those caches (bumped when a renewal finds
-them changed).  So a page is rebuilt exactly when
+items) every ten times ``ttl``.  A built page is kept, keyed by everything
+it shows: the member's ``revision`` (bumped with every new event of theirs),
+the model version, the A/B cell, and the generations of those caches (bumped
+when a renewal finds them changed).  So a page is rebuilt exactly when
 something on it may have changed — or after an hour at most.
 """
 

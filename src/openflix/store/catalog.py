@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, text
 
 from openflix.errors import NotFoundError
 from openflix.store.reader import HotReader
@@ -127,33 +126,21 @@ def set_availability(conn: Connection, title_id: int, regions: Sequence[str]) ->
     return get_title(conn, title_id)
 
 
-_MEMBER_SQL = "SELECT id, name, region, country, revision FROM members WHERE id = {}"
-_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1", "named": ":id"}
+_MEMBER_SQL = "SELECT id, name, region, country, revision FROM members WHERE id = :id"
 
 
 def read_member(reader: HotReader, member_id: int) -> MemberRow:
     """:func:`get_member` through the request-path reader (see :mod:`openflix.store.reader`)."""
-    rows = reader.rows(_MEMBER_SQL.format(":id"), {"id": member_id})
-    if not rows:
-        raise NotFoundError(f"member {member_id} does not exist")
-    m = rows[0]
-    return MemberRow(int(m[0]), m[1], m[2], m[3], int(m[4]))
+    return _member(reader.rows(_MEMBER_SQL, {"id": member_id}), member_id)
 
 
 def get_member(conn: Connection, member_id: int) -> MemberRow:
-    """A member's profile (with its revision, read at every home request: plain SQL, no compilation)."""
-    placeholder = _PLACEHOLDER[conn.dialect.paramstyle]
-    params: Any = {"id": member_id} if placeholder == ":id" else (member_id,)
-    # The driver's own cursor: SQLAlchemy's result set-up took 40% of this read, the largest part of a
-    # cached home request; the connection (pool, transaction, error translation) is still SQLAlchemy's.
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_MEMBER_SQL.format(placeholder), params)
-        m = cursor.fetchone()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(_MEMBER_SQL, params, exc, conn.dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
-    if m is None:
+    """A member's profile, with its revision."""
+    return _member(conn.execute(text(_MEMBER_SQL), {"id": member_id}).all(), member_id)
+
+
+def _member(rows: Sequence[Any], member_id: int) -> MemberRow:
+    if not rows:
         raise NotFoundError(f"member {member_id} does not exist")
+    m = rows[0]
     return MemberRow(int(m[0]), m[1], m[2], m[3], int(m[4]))

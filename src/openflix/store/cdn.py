@@ -92,13 +92,16 @@ MODEL_FIELDS = ("kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus"
 
 def counters(conn: Connection, keys: Sequence[str] = COUNTERS) -> tuple[int, ...]:
     """The named change counters (0 for one never bumped); default ``(inventory, health, placement)``."""
-    values = dict(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all())
-    return tuple(int(values.get(k, 0)) for k in keys)
+    return _picked(conn.execute(select(CdnMeta.key, CdnMeta.value).where(CdnMeta.key.in_(keys))).all(), keys)
 
 
 def read_counters(reader: HotReader, keys: Sequence[str] = COUNTERS) -> tuple[int, ...]:
     """:func:`counters` through the request-path reader (see :mod:`openflix.store.reader`)."""
-    values = dict(reader.rows("SELECT key, value FROM cdn_meta", {}))
+    return _picked(reader.rows("SELECT key, value FROM cdn_meta", {}), keys)
+
+
+def _picked(rows: Sequence[Any], keys: Sequence[str]) -> tuple[int, ...]:
+    values = dict(rows)
     return tuple(int(values.get(k, 0)) for k in keys)
 
 
