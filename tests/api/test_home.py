@@ -186,3 +186,21 @@ def test_a_cached_page_shows_a_titles_new_name_once_the_titles_renew(served: Ser
         with served.platform.engine.begin() as conn:
             conn.execute(update(Title).where(Title.id == item["id"]).values(name=item["name"]))
         home.forget()
+
+
+def test_n_limits_every_row_and_a_bad_n_is_422_each_time(served: Served) -> None:
+    member, token = served.member_id, served.member
+    for n in (3, 3, 10):  # the same query string twice: validated once, answered the same
+        page = served.get(f"/members/{member}/home?n={n}", token).get_json()
+        assert max(len(row["items"]) for row in page["rows"]) == n
+    for query in ("n=0", "n=abc", "n=0", "n=51"):
+        r = served.get(f"/members/{member}/home?{query}", token)
+        assert r.status_code == 422 and r.mimetype == "application/problem+json", query
+        assert "n" in r.get_json()["detail"], r.get_json()
+
+
+def test_the_home_query_is_documented(served: Served) -> None:
+    spec = served.get("/openapi.json").get_json()
+    params = spec["paths"]["/members/{member_id}/home"]["get"]["parameters"]
+    n = next(p for p in params if p["name"] == "n")
+    assert n["in"] == "query" and n["schema"]["minimum"] == 1 and n["schema"]["maximum"] == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask import Response
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require_member
 from openflix.api.context import platform
+from openflix.api.inputs import memoized_query
 from openflix.cdn.prefixes import normalize_ip
 from openflix.errors import ForbiddenError
 from openflix.store.catalog import get_member
@@ -54,10 +56,10 @@ def history(member_id: int, query: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/members/<int:member_id>/home")
 @bp.auth_required(auth)
-@bp.input(s.HomeQuery, location="query", arg_name="query")
+@memoized_query(bp, s.HomeQuery)
 @bp.output(s.HomeOut)
 @bp.doc(responses={**RESPONSES, 503: "No model is in production yet"})
-def home(member_id: int, query: dict[str, Any]) -> Response:
+def home(member_id: int, query: Mapping[str, Any]) -> Response:
     """The member's home page as rows, each with a title and a reason.
 
     Continue Watching, Top Picks, Because You Watched, Top 10 in the region

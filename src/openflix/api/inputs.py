@@ -1,0 +1,58 @@
+"""Request inputs of hot routes: query arguments validated once per distinct query string.
+
+A query string's validated arguments depend on nothing but the string, and
+the home page is asked with one of a handful (``""``, ``"n=10"``): webargs'
+parse (a proxy over ``request.args``, then marshmallow's load) cost about
+25 µs of a 190 µs cached home request, every time.  :func:`memoized_query`
+keeps each distinct string's result; a string that does not validate is not
+kept, and answers the same 422 as the plain ``input`` decorator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import wraps
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
+
+from apiflask import APIBlueprint, Schema
+from apiflask.schema_adapters.marshmallow import parser
+from flask import request
+
+__all__ = ["MEMO_SIZE", "memoized_query"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MEMO_SIZE = 256
+"""Distinct query strings kept per route; past that the memo starts over (clients choose the strings)."""
+
+
+def memoized_query(
+    bp: APIBlueprint, schema: type[Schema], *, arg_name: str = "query", size: int = MEMO_SIZE
+) -> Callable[[F], F]:
+    """``bp.input(schema, location="query", arg_name=arg_name)``, validating each query string once.
+
+    The view receives a read-only mapping (shared by every request with the
+    same query string). The OpenAPI document is the same as with ``bp.input``.
+    """
+    instance = schema()
+
+    def decorator(view: F) -> F:
+        memo: dict[bytes, Mapping[str, Any]] = {}
+
+        @wraps(view)
+        def parsed(*args: Any, **kwargs: Any) -> Any:
+            raw = request.query_string
+            arguments = memo.get(raw)
+            if arguments is None:
+                arguments = MappingProxyType(parser.parse(instance, request, location="query"))
+                if len(memo) >= size:
+                    memo.clear()
+                memo[raw] = arguments
+            kwargs[arg_name] = arguments  # replaces the unvalidated proxy bp.input passes in
+            return view(*args, **kwargs)
+
+        documented = bp.input(schema, location="query", arg_name=arg_name, validation=False)
+        return cast(F, documented(parsed))
+
+    return decorator
