@@ -82,3 +82,9 @@ def test_the_memo_stays_bounded(app_and_calls: Any, parses: list[str]) -> None:
     for n in (1, 2, 3, 4, 5, 5, 1):
         assert client.get(f"/q?n={n}").get_json()["n"] == n
     assert parses == ["n=1", "n=2", "n=3", "n=4", "n=5", "n=1"]
+
+
+def test_the_query_is_in_the_openapi_document(app_and_calls: Any) -> None:
+    app, _ = app_and_calls
+    params = app.test_client().get("/openapi.json").get_json()["paths"]["/q"]["get"]["parameters"]
+    assert [(p["name"], p["in"], p["schema"]["minimum"]) for p in params] == [("n", "query", 1)]
