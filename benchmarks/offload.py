@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _doc import write_section
-from openflix.cdn.headroom import Headroom, headroom, split_ratio
+from openflix.cdn.headroom import BOTH_SIDES_DECAYS, Headroom, headroom, split_ratio
 from openflix.cdn.simulate import Plays, SimulationResult, plot, simulate
 from openflix.recs.datasets import load_movielens_100k
 
@@ -50,6 +50,11 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         else f"tuning the knobs on the answer gains {gain:+.4f} and would reach {TARGET}"
     )
     others = "worse" if room.other_sites_today < openflix else "better"
+    future = (
+        f"even a popularity forecast that also knows the days after the one it plans stays below {TARGET}"
+        if room.both_sides_ratio < TARGET
+        else f"a popularity forecast that also knows the days after the one it plans reaches {TARGET}"
+    )
     returning = (
         f"{TARGET} needs {needed:.4f} of the returning members' plays ({needed - back:+.4f})"
         if 0.0 <= needed <= 1.0
@@ -65,6 +70,10 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         f"({room.hindsight_knobs.describe()}) | {room.hindsight_ratio:.4f} |\n"
         f"| each site filled from **that day's** plays at the {result.n_sites - 1} other sites (ties by the "
         f"openflix forecast) | {room.other_sites_today:.4f} |\n"
+        f"| each day filled from the plays of **every other day, before and after it**, weighted by "
+        f"{room.both_sides_decay:g} per day of distance (the best of "
+        f"{', '.join(f'{d:g}' for d in BOTH_SIDES_DECAYS)} on the counted days) | "
+        f"{room.both_sides_ratio:.4f} |\n"
         f"| openflix (for comparison) | {openflix:.4f} |\n\n"
         f"**{room.first_day_share:.1%}** of counted plays are by members on their first day of plays: the "
         "past holds nothing personal about them, so for them a fill can only guess the population's "
@@ -72,10 +81,10 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         "| policy | all plays | first-day members' plays | returning members' plays |\n"
         "|---|---:|---:|---:|\n"
         f"{split}\n"
-        f"Reading: {knobs}. Knowing the rest of the population's demand *of the very day* does {others} "
-        "than the forecast. The gap to the clairvoyant reference is in which members come and what each "
-        "picks; the recommender (`openflix+recs`) is the attempt at the returning members' part. With "
-        f"first-day plays served as now ({new:.4f}), {returning}.\n"
+        f"Reading: {knobs}; {future}. Knowing the rest of the population's demand *of the very day* does "
+        f"{others} than the forecast. The gap to the clairvoyant reference is in which members come and "
+        "what each picks; the recommender (`openflix+recs`) is the attempt at the returning members' "
+        f"part. With first-day plays served as now ({new:.4f}), {returning}.\n"
     )
 
 

@@ -55,6 +55,27 @@ def test_the_hindsight_knobs_are_the_best_grid_candidate_on_the_counted_days() -
     assert room.hindsight_knobs in GRID
 
 
+def test_both_sides_sees_a_title_that_runs_for_a_week_from_its_first_day() -> None:
+    """Background plays spread thin, plus weekly "premieres" played by everyone for seven days.
+
+    A forecast from the past misses each premiere's first day; the both-sides
+    reference sees it coming from the days after, so it serves more.
+    """
+    rng = np.random.default_rng(3)
+    n_days, n_titles = 42, 400
+    members, titles, times = [], [], []
+    for day in range(n_days):
+        premiere = 300 + day // 7
+        for k in range(150):
+            members.append(day * 150 + k)
+            titles.append(premiere if k < 60 else int(rng.integers(0, 300)))
+            times.append(day * DAY + int(rng.integers(0, DAY)))
+    plays = Plays.from_arrays(np.array(members), np.array(titles), np.array(times), n_titles=n_titles)
+    room = headroom(plays, FAST, grid=GRID, decays=(0.5, 0.9))
+    assert room.both_sides_decay in (0.5, 0.9)
+    assert room.both_sides_ratio > room.hindsight_ratio + 0.02
+
+
 def test_split_ratios_weigh_back_to_the_policys_ratio() -> None:
     rng = np.random.default_rng(2)
     n = 5_000

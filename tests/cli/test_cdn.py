@@ -122,7 +122,9 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (
-        "how far a nightly fill could go" in r.output and "that day's plays at the other 7 sites" in r.output
+        "how far a nightly fill could go" in r.output
+        and "that day's plays at the other 7 sites" in r.output
+        and "every other day, before and after" in r.output
     )
     assert re.search(r"\n  openflix +0\.\d{4} +0\.\d{4}\n", r.output)  # first-day and returning shares
     assert "openflix, day by day" in r.output and r.output.count("\n") > 60

@@ -1,7 +1,7 @@
 """How far a nightly fill could go: references that see what no fill can, for reading a replay's ratios.
 
 A fill decides a site's holdings before the day starts, so it can only
-serve the plays that the past predicts.  Three references bound that from
+serve the plays that the past predicts.  Four references bound that from
 different sides (each counted after the same warm-up as the policies):
 
 * **hindsight knobs** — every candidate of a forecast grid replayed over all
@@ -10,12 +10,17 @@ different sides (each counted after the same warm-up as the policies):
 * **other sites today** — each site filled from the *same day's* plays at
   every other site: perfect knowledge of that day's demand in the rest of the
   population, nothing of the site's own members;
+* **both sides of the day** — each day filled from the plays of every *other*
+  day, before and after it, weighted by ``decay ** distance`` in days, the
+  best decay of a grid picked by its counted ratio: a popularity forecast that
+  also knows the future, everything but the day itself;
 * **first-day share** — the share of plays by members on their first day of
   plays, of whom the past says nothing personal; and a policy's embedded
   ratio split between those plays and returning members' plays.
 
 These answer "is the gap to the clairvoyant reference a better forecast of
-popularity away?" — see docs/benchmarks.md for ML-100K's answer.
+popularity away?" — see docs/benchmarks.md for ML-100K's answer.  Each takes
+about as long as one nightly replay per candidate.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from openflix.cdn.simulate import (
     replay_nightly,
 )
 
-__all__ = ["Headroom", "first_day_plays", "headroom", "split_ratio"]
+__all__ = ["BOTH_SIDES_DECAYS", "Headroom", "first_day_plays", "headroom", "split_ratio"]
+
+BOTH_SIDES_DECAYS: tuple[float, ...] = (0.9, 0.95, 0.98, 0.99)
+"""Decays per day of distance tried by the both-sides reference."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,9 @@ class Headroom:
     hindsight_ratio: float
     other_sites_today: float
     first_day_share: float
+    both_sides_decay: float
+    """The decay per day of distance that served most on the counted days."""
+    both_sides_ratio: float
 
 
 def first_day_plays(plays: Plays) -> npt.NDArray[np.bool_]:
@@ -88,12 +99,30 @@ def _other_sites_today(
     return plan
 
 
+def _both_sides(
+    plays: Plays, capacity: int, config: SimulationConfig, decay: float
+) -> Callable[[int], Holdings]:
+    """Plan each day from every other day's plays, weighted by ``decay ** |distance in days|``."""
+    n_days, n_titles = plays.n_days, plays.n_titles
+    per_day = np.bincount(plays.days * n_titles + plays.titles, minlength=n_days * n_titles)
+    per_day = per_day.reshape(n_days, n_titles).astype(np.float64)
+
+    def plan(day: int) -> Holdings:
+        weight = decay ** np.abs(np.arange(n_days) - day).astype(np.float64)
+        weight[day] = 0.0
+        demand = np.broadcast_to(weight @ per_day, (plays.n_sites, n_titles))
+        return fill_holdings(demand, capacity, config.appliances_per_site)
+
+    return plan
+
+
 def headroom(
     plays: Plays,
     config: SimulationConfig | None = None,
     *,
     grid: Sequence[ForecastParams] = DEFAULT_GRID,
     tie: ForecastParams | None = None,
+    decays: Sequence[float] = BOTH_SIDES_DECAYS,
 ) -> Headroom:
     """The references of this module for ``plays`` (about a full nightly replay per grid candidate).
 
@@ -114,4 +143,7 @@ def headroom(
         if ratio(hit) > best_ratio:
             best, best_ratio = params, ratio(hit)
     others = replay_nightly(plays, _other_sites_today(plays, capacity, cfg, tie or grid[0]))[0]
-    return Headroom(best, best_ratio, ratio(others), float(first_day_plays(plays)[counted].mean()))
+    sides = [ratio(replay_nightly(plays, _both_sides(plays, capacity, cfg, d))[0]) for d in decays]
+    k = int(np.argmax(sides))
+    first_day = float(first_day_plays(plays)[counted].mean())
+    return Headroom(best, best_ratio, ratio(others), first_day, decays[k], sides[k])

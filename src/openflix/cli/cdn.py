@@ -210,6 +210,10 @@ def _headroom(plays: Plays, result: SimulationResult) -> None:
     for label, value in (
         ("best forecast knobs, chosen on the counted days", f"{room.hindsight_ratio:.4f}"),
         (f"that day's plays at the other {result.n_sites - 1} sites", f"{room.other_sites_today:.4f}"),
+        (
+            f"every other day, before and after (decay {room.both_sides_decay:g})",
+            f"{room.both_sides_ratio:.4f}",
+        ),
         ("counted plays by members on their first day", f"{room.first_day_share:.1%}"),
     ):
         click.echo(f"  {label:<50} {value}")
