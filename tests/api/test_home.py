@@ -196,7 +196,7 @@ def test_n_limits_every_row_and_a_bad_n_is_422_each_time(served: Served) -> None
     for query in ("n=0", "n=abc", "n=0", "n=51"):
         r = served.get(f"/members/{member}/home?{query}", token)
         assert r.status_code == 422 and r.mimetype == "application/problem+json", query
-        assert "n" in r.get_json()["detail"], r.get_json()
+        assert "query.n" in r.get_json()["detail"], r.get_json()
 
 
 def test_the_home_query_is_documented(served: Served) -> None:

@@ -99,13 +99,18 @@ def _other_sites_today(
     return plan
 
 
-def _both_sides(
-    plays: Plays, capacity: int, config: SimulationConfig, decay: float
-) -> Callable[[int], Holdings]:
-    """Plan each day from every other day's plays, weighted by ``decay ** |distance in days|``."""
+def _plays_per_day(plays: Plays) -> npt.NDArray[np.float64]:
+    """``(n_days, n_titles)``: plays of each title on each day."""
     n_days, n_titles = plays.n_days, plays.n_titles
-    per_day = np.bincount(plays.days * n_titles + plays.titles, minlength=n_days * n_titles)
-    per_day = per_day.reshape(n_days, n_titles).astype(np.float64)
+    counts = np.bincount(plays.days * n_titles + plays.titles, minlength=n_days * n_titles)
+    return counts.reshape(n_days, n_titles).astype(np.float64)
+
+
+def _both_sides(
+    plays: Plays, per_day: npt.NDArray[np.float64], capacity: int, config: SimulationConfig, decay: float
+) -> Callable[[int], Holdings]:
+    """Plan each day from every other day's plays ``per_day``, weighted by ``decay ** |distance in days|``."""
+    n_days, n_titles = per_day.shape
 
     def plan(day: int) -> Holdings:
         weight = decay ** np.abs(np.arange(n_days) - day).astype(np.float64)
@@ -143,7 +148,8 @@ def headroom(
         if ratio(hit) > best_ratio:
             best, best_ratio = params, ratio(hit)
     others = replay_nightly(plays, _other_sites_today(plays, capacity, cfg, tie or grid[0]))[0]
-    sides = [ratio(replay_nightly(plays, _both_sides(plays, capacity, cfg, d))[0]) for d in decays]
+    per_day = _plays_per_day(plays)
+    sides = [ratio(replay_nightly(plays, _both_sides(plays, per_day, capacity, cfg, d))[0]) for d in decays]
     k = int(np.argmax(sides))
     first_day = float(first_day_plays(plays)[counted].mean())
     return Headroom(best, best_ratio, ratio(others), first_day, decays[k], sides[k])
