@@ -63,6 +63,12 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
         (["cdn", "fill", "--site", "atlantis"], "site 'atlantis' does not exist"),
         (["cdn", "fill", "--day", "yesterday"], "--day: expected a date"),
         (["cdn", "import", "missing.yaml"], "no such topology file"),
+        (
+            ["cdn", "steer", "10.1.0.9", "99999999999999999999"],
+            "'TITLE': 99999999999999999999 is not",
+        ),
+        (["cdn", "fleet", "--interval", "-1"], "'--interval': -1.0 is not in the range"),
+        (["cdn", "export", "-o", "no-such-dir/topology.yaml"], "no-such-dir/topology.yaml: No such file"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(

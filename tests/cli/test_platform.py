@@ -49,6 +49,14 @@ def test_import_train_promote_rollback_and_tokens(
         (["models", "rollback"], "nothing to roll back"),
         (["models", "train"], "the store holds no events"),
         (["worker"], "OPENFLIX_REDIS_URL"),
+        # numbers the store cannot hold are refused before anything is read
+        (
+            ["tokens", "revoke", "99999999999999999999"],
+            "'TOKEN_ID': 99999999999999999999 is not",
+        ),
+        (["tokens", "create", "--role", "member", "--member", "-1"], "'--member': -1 is not in the range"),
+        (["models", "promote", "0"], "'VERSION_ID': 0 is not in the range"),
+        (["serve", "--workers", "-3"], "'--workers': -3 is not in the range"),
     ],
 )
 def test_bad_requests_exit_2_with_one_clear_line(env: dict[str, str], args: list[str], message: str) -> None:

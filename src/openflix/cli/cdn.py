@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
+from openflix.cli.params import CATALOG_ID
 from openflix.cli.recs import err, out
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def export(fmt: str, output: Path | None) -> None:
 
 @cdn.command("steer")
 @click.argument("ip")
-@click.argument("title", type=int)
+@click.argument("title", type=CATALOG_ID)
 @click.option("-n", type=click.IntRange(1, 20), default=3, show_default=True, help="URLs to return at most.")
 def steer(ip: str, title: int, n: int) -> None:
     """Where the client IP plays TITLE: signed URLs, best first (or the origin)."""
@@ -111,7 +112,13 @@ def fill(site: str | None, day: str | None) -> None:
 
 
 @cdn.command("fleet")
-@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between reports.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between reports.",
+)
 @click.option("--once", is_flag=True, help="Report once and exit.")
 @click.option("--quiet", is_flag=True, help="Print nothing.")
 def fleet(interval: float, once: bool, quiet: bool) -> None:

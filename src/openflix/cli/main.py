@@ -1,7 +1,8 @@
 """Entry point: the ``openflix`` click group and its error handling.
 
-Every :class:`~openflix.errors.OpenflixError` becomes one line on stderr and
-exit status 2 — never a traceback.
+Every :class:`~openflix.errors.OpenflixError`, and every ``OSError`` of a file
+the command reads or writes, becomes one line on stderr and exit status 2 —
+never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class OpenflixGroup(click.Group):
             return super().invoke(ctx)
         except OpenflixError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except OSError as exc:  # a path that cannot be written or read: the system's reason and the path
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(2)
 
 

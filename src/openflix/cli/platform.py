@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from openflix.cli.params import CATALOG_ID, ROW_ID
 from openflix.cli.recs import data_options, err, out, read_data
 from openflix.services.platform import Platform
 from openflix.store.db import head_revision, translating, upgrade
@@ -57,7 +58,9 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--role", type=click.Choice(["member", "operator", "admin"]), required=True)
-@click.option("--member", "member_id", type=int, default=None, help="The member a member token belongs to.")
+@click.option(
+    "--member", "member_id", type=CATALOG_ID, default=None, help="The member a member token belongs to."
+)
 @click.option("--name", default="", help="A note to recognize the token by.")
 def tokens_create(role: str, member_id: int | None, name: str) -> None:
     """Create a token and print its secret (shown once; only its digest is stored)."""
@@ -72,7 +75,7 @@ def tokens_create(role: str, member_id: int | None, name: str) -> None:
 
 
 @tokens.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=ROW_ID)
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id."""
     from openflix.store.tokens import revoke_token
@@ -127,7 +130,7 @@ def models_list(as_json: bool) -> None:
 
 
 @models.command("promote")
-@click.argument("version_id", type=int)
+@click.argument("version_id", type=ROW_ID)
 def models_promote(version_id: int) -> None:
     """Put a version in production (servers switch within seconds)."""
     from openflix.registry.versions import promote
@@ -151,7 +154,12 @@ def models_rollback() -> None:
 
 @click.command()
 @click.option("--bind", default=None, help="host:port (default 127.0.0.1:8000, or OPENFLIX_BIND).")
-@click.option("--workers", type=int, default=None, help="Gunicorn workers (default 2, or OPENFLIX_WORKERS).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Gunicorn workers (default 2, or OPENFLIX_WORKERS).",
+)
 def serve(bind: str | None, workers: int | None) -> None:
     """Serve the API with Gunicorn (the config is openflix/gunicorn_conf.py)."""
     p = _platform()

@@ -111,6 +111,8 @@ class HomeService:
         self._pages: OrderedDict[tuple[Any, ...], tuple[float, HomePage]] = OrderedDict()
         """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
+        self._epoch = 0
+        """Bumped by :meth:`forget`: a renewal started before it does not write its value back."""
         self.reader = reader or HotReader(engine)
         """The member read of every request goes through it."""
 
@@ -129,10 +131,13 @@ class HomeService:
             return value, 0
         if now - hit[0] >= (self.ttl if ttl is None else ttl) and key not in self._renewing:
             self._renewing.add(key)
+            epoch = self._epoch
 
             def renew() -> None:
                 try:
                     new = make()
+                    if self._epoch != epoch:  # forgotten meanwhile: what was read may be older than that
+                        return
                     _, old, generation = self._cache.get(key, hit)
                     self._cache[key] = (time.monotonic(), new, generation + (not _same(new, old)))
                 except Exception:
@@ -197,9 +202,14 @@ class HomeService:
         return self._cached(("ab",), make, ttl=min(self.ttl, 5.0))[0]
 
     def forget(self, *, pages_only: bool = False) -> None:
-        """Drop the built pages and (unless ``pages_only``) every cached value."""
+        """Drop the built pages and (unless ``pages_only``) every cached value.
+
+        A renewal already running when the values are dropped keeps its result
+        to itself, so nothing read before this call comes back after it.
+        """
         self._pages.clear()
         if not pages_only:
+            self._epoch += 1
             self._cache.clear()
 
     def warm_up(self) -> None:
