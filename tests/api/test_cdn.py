@@ -80,6 +80,14 @@ def test_an_invalid_topology_is_refused_whole_and_writes_nothing(cdn: Served) ->
     assert cdn.get("/cdn/sites?limit=200", cdn.operator).json["total"] == before
     r = cdn.put("/cdn/topology", cdn.admin, data=b"sites: [", content_type="application/yaml")
     assert r.status_code == 422 and "body:" in r.json["detail"]
+    # a document that leaves sections out would remove everything they held: refused, not applied
+    r = cdn.put("/cdn/topology", cdn.admin, json={})
+    assert r.status_code == 422 and "sites: expected a list (write [] for none)" in r.json["detail"]
+    r = cdn.put(
+        "/cdn/topology", cdn.admin, data=SAMPLE.read_text() + "sites: []\n", content_type="application/yaml"
+    )
+    assert r.status_code == 422 and "key 'sites' appears twice" in r.json["detail"]
+    assert cdn.get("/cdn/sites?limit=200", cdn.operator).json["total"] == before
 
 
 def test_roles_reads_need_an_operator_and_changes_an_admin(cdn: Served) -> None:

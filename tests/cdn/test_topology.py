@@ -118,3 +118,40 @@ def test_malformed_text_names_the_line(tmp_path: Path) -> None:
         load_file(tmp_path / "missing.yaml")
     with pytest.raises(DataError, match="expected a mapping"):
         parse_text(json.dumps([1, 2]))
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines_not_resolved_to_the_last() -> None:
+    text = SAMPLE.read_text()
+    # a second, short `sites:` section at the end: a reader keeping the last would drop every other site
+    twice = text + "sites:\n  - {name: ix-x, kind: exchange, region: us}\n"
+    last = len(twice.splitlines()) - 1
+    first = next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith("sites:"))
+    with pytest.raises(DataError) as yaml_error:
+        parse_text(twice, "t.yaml")
+    assert f"t.yaml:{last}: key 'sites' appears twice" in str(yaml_error.value)
+    assert f"first at line {first}" in str(yaml_error.value)
+    as_json = '{"default_region": "us",\n "regions": [],\n "regions": [{"name": "us"}]}'
+    with pytest.raises(DataError, match=r"t\.json:3: key 'regions' appears twice .*first at line 2"):
+        parse_text(as_json, "t.json")
+    nested = "appliances:\n  - {serial: A, status: active, status: failed}\n"
+    with pytest.raises(DataError, match=r":2: key 'status' appears twice"):
+        parse_text(nested)
+
+
+def test_every_section_is_required_so_a_partial_document_cannot_empty_the_inventory(
+    doc: dict[str, Any],
+) -> None:
+    with pytest.raises(DataError) as empty:
+        parse_text("{}", "body")
+    message = str(empty.value)
+    assert "6 problem(s)" in message
+    for section in ("regions", "appliance_models", "isps", "sites", "announcements", "appliances"):
+        assert f"{section}: expected a list (write [] for none), got missing" in message
+    partial = {k: v for k, v in doc.items() if k != "appliances"}
+    with pytest.raises(DataError, match="appliances: expected a list"):
+        parse(partial)
+    nothing = dict.fromkeys(("regions", "appliance_models", "isps", "sites", "announcements", "appliances"))
+    with pytest.raises(DataError, match=r"sites: expected a list .*got null"):
+        parse(nothing)
+    empty_on_purpose = {k: [] for k in nothing}
+    assert parse(empty_on_purpose).appliances == ()

@@ -28,6 +28,11 @@ unknown or duplicate names, a prefix announced by two ISPs (nested prefixes
 are fine), an announcement to another ISP's site — and raises one
 :class:`~openflix.errors.DataError` listing every problem with its place in the
 document (``sites[3].latitude``) and, when the text is given, its line.
+
+An import makes the inventory equal to the document, so the document must be
+whole: every section is required (an empty one is written ``[]``), and a key
+given twice in one mapping — which JSON and YAML readers silently resolve to
+the last — is refused with both lines, rather than dropping the first.
 """
 
 from __future__ import annotations
@@ -220,18 +225,66 @@ def load_file(path: str | Path) -> Topology:
 
 
 def parse_text(text: str, source: str = "topology") -> Topology:
-    """Parse JSON or YAML text (JSON is tried first) and validate it."""
+    """Parse JSON or YAML text (JSON is tried first) and validate it.
+
+    A key given twice in one mapping is refused, naming both lines.
+    """
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        duplicate = isinstance(exc, _JSONDuplicateKeyError)
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
+            doc = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        except _YAMLDuplicateKeyError as dup:
+            mark, first = dup.problem_mark, dup.context_mark
+            line = f":{mark.line + 1}" if mark is not None else ""
+            before = f" (first at line {first.line + 1})" if first is not None else ""
+            raise DataError(f"{source}{line}: {dup.problem}{before}; give each key once") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
             where = f"{source}:{mark.line + 1}" if mark is not None else source
-            problem = getattr(exc, "problem", None) or str(exc)
+            problem = getattr(err, "problem", None) or str(err)
             raise DataError(f"{where}: not valid JSON or YAML: {problem}") from None
+        if duplicate:  # JSON that YAML reads without the duplicate (not expected): still refused
+            raise DataError(f"{source}: {exc}; give each key once") from None
     return parse(doc, source=source, text=text)
+
+
+class _JSONDuplicateKeyError(ValueError):
+    """A JSON object names a key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _JSONDuplicateKeyError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+class _YAMLDuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping names a key twice (``context_mark``: the first, ``problem_mark``: the second)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if first is not key_node:
+                raise _YAMLDuplicateKeyError(
+                    None, first.start_mark, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 class _Problems:
@@ -363,9 +416,12 @@ class _Reader:
             return None
         return v
 
-    def items(self, key: str) -> list[tuple[tuple[str | int, ...], Any]]:
+    def items(self, key: str, *, required: bool = False) -> list[tuple[tuple[str | int, ...], Any]]:
         v = self.value.get(key)
         if v is None:
+            if required and self.ok:
+                got = "missing" if key not in self.value else "null"
+                self.problems.add((*self.path, key), f"expected a list (write [] for none), got {got}")
             return []
         if not isinstance(v, list):
             self.problems.add((*self.path, key), f"expected a list, got {_kind(v)}")
@@ -430,7 +486,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
     regions: list[RegionDoc] = []
     region_names: dict[str, tuple[str | int, ...]] = {}
     region_prefixes: dict[str, tuple[str | int, ...]] = {}
-    for path, item in top.items("regions"):
+    for path, item in top.items("regions", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("name", "prefixes"))
         name = r.text("name", _REQUIRED, _NAME)
@@ -443,7 +499,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
     model_paths: dict[str, tuple[str | int, ...]] = {}
     isp_paths: dict[str, tuple[str | int, ...]] = {}
     site_paths: dict[str, tuple[str | int, ...]] = {}
-    for path, item in top.items("appliance_models"):
+    for path, item in top.items("appliance_models", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("name", "kind", "storage_tb", "throughput_gbps", "disks", "nics", "psus"))
         name = r.text("name", _REQUIRED, _NAME)
@@ -462,7 +518,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
 
     isps: dict[str, ISPDoc] = {}
     asns: dict[str, tuple[str | int, ...]] = {}
-    for path, item in top.items("isps"):
+    for path, item in top.items("isps", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("name", "asn"))
         name = r.text("name", _REQUIRED, _NAME)
@@ -476,7 +532,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
 
     default_region = top.text("default_region", "", _NAME) or ""
     sites: dict[str, SiteDoc] = {}
-    for path, item in top.items("sites"):
+    for path, item in top.items("sites", required=True):
         r = _Reader(problems, path, item)
         r.unknown(
             ("name", "kind", "region", "country", "latitude", "longitude", "timezone", "fill_window", "isp")
@@ -517,7 +573,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
 
     announcements: list[AnnouncementDoc] = []
     owner_of: dict[str, tuple[str, tuple[str | int, ...]]] = {}
-    for path, item in top.items("announcements"):
+    for path, item in top.items("announcements", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("isp", "site", "prefixes"))
         isp = r.text("isp", _REQUIRED)
@@ -554,7 +610,7 @@ def parse(doc: object, *, source: str = "topology", text: str | None = None) -> 
     appliances: list[ApplianceDoc] = []
     serials: dict[str, tuple[str | int, ...]] = {}
     hosts: dict[str, tuple[str | int, ...]] = {}
-    for path, item in top.items("appliances"):
+    for path, item in top.items("appliances", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("serial", "site", "model", "hostname", "status", "components"))
         serial = r.text("serial", _REQUIRED, _NAME)
