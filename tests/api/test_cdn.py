@@ -107,6 +107,25 @@ def test_sites_filter_and_page(cdn: Served) -> None:
     assert apps["total"] > 0 and all(a["health"] == "ok" for a in apps["items"])
 
 
+def test_every_list_filters_on_its_fields_and_refuses_an_unknown_one(cdn: Served) -> None:
+    isps = cdn.get("/cdn/isps?limit=200", cdn.operator).json["items"]
+    one = isps[1]
+    for query in (f"name={one['name']}", f"asn={one['asn']}"):
+        assert [i["id"] for i in cdn.get(f"/cdn/isps?{query}", cdn.operator).json["items"]] == [one["id"]]
+    models = cdn.get("/cdn/appliance-models?limit=200", cdn.operator).json["items"]
+    flash = [m["id"] for m in models if m["kind"] == "flash"]
+    assert 0 < len(flash) < len(models)
+    assert [m["id"] for m in cdn.get("/cdn/appliance-models?kind=flash", cdn.operator).json["items"]] == flash
+    model = models[0]["name"]
+    apps = cdn.get(f"/cdn/appliances?model={model}&limit=200", cdn.operator).json
+    assert 0 < apps["total"] < 222 and all(a["model"] == model for a in apps["items"])
+    for path in ("/cdn/sites?color=red", "/cdn/isps?nme=x", "/cdn/appliance-models?kind=flash&size=1",
+                 "/cdn/appliances?modell=x"):  # fmt: skip
+        r = cdn.get(path, cdn.operator)
+        assert r.status_code == 422 and r.mimetype == "application/problem+json", path
+        assert path.split("?")[1].split("&")[-1].split("=")[0] in r.json["detail"], r.json
+
+
 def test_crud_of_an_isp_site_and_appliance(cdn: Served) -> None:
     isp = cdn.post("/cdn/isps", cdn.admin, json={"name": "Testnet", "asn": 65000})
     assert isp.status_code == 201, isp.json

@@ -11,11 +11,11 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Response, request
+from marshmallow import RAISE
 
 from openflix.api import cdn_schemas as c
 from openflix.api.auth import auth, require
 from openflix.api.context import platform
-from openflix.api.schemas import Page
 from openflix.cdn.topology import dump, parse_text
 from openflix.errors import DataError
 from openflix.services import openconnect as oc
@@ -95,9 +95,14 @@ def _crud(kind: str, noun: str, schema_in: Any, schema_out: Any, schema_page: An
 
     @bp.get(base, endpoint=f"{kind}_list")
     @bp.auth_required(auth)
-    @bp.input(query_schema, location="query", arg_name="query")
+    # a misspelt filter is a 422 naming it, not a silently unfiltered list
+    @bp.input(query_schema, location="query", arg_name="query", unknown=RAISE)
     @bp.output(schema_page)
-    @bp.doc(summary=f"List {noun}s", description=f"{noun.capitalize()}s in id order, filtered (operator).")
+    @bp.doc(
+        summary=f"List {noun}s",
+        description=f"{noun.capitalize()}s in id order, filtered by equality on every field given; "
+        "an unknown query parameter is refused (operator).",
+    )
     def list_(query: dict[str, Any]) -> dict[str, Any]:
         require(Role.OPERATOR)
         items = oc.list_items(platform().engine, kind, stale_s=_stale())
@@ -154,8 +159,8 @@ def _crud(kind: str, noun: str, schema_in: Any, schema_out: Any, schema_page: An
 
 
 _crud("sites", "site", c.SiteIn, c.SiteOut, c.SitePage, c.SiteQuery)
-_crud("isps", "ISP", c.ISPIn, c.ISPOut, c.ISPPage, Page)
-_crud("models", "appliance model", c.ModelIn, c.ModelOut, c.ModelPage, Page)
+_crud("isps", "ISP", c.ISPIn, c.ISPOut, c.ISPPage, c.ISPQuery)
+_crud("models", "appliance model", c.ModelIn, c.ModelOut, c.ModelPage, c.ModelQuery)
 _crud("appliances", "appliance", c.ApplianceIn, c.ApplianceOut, c.AppliancePage, c.ApplianceQuery)
 
 

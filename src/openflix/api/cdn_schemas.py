@@ -65,6 +65,11 @@ class ISPOut(ISPIn):
     id = Integer(required=True)
 
 
+class ISPQuery(Page):
+    name = Text(validate=Length(max=100))
+    asn = Integer(validate=Range(1, 4_294_967_295))
+
+
 class ISPItem(ISPOut):
     """ISPOut as listed in a page (a class of its own: apispec registers each schema once)."""
 
@@ -86,6 +91,11 @@ class ModelIn(Schema):
 
 class ModelOut(ModelIn):
     id = Integer(required=True)
+
+
+class ModelQuery(Page):
+    name = Text(validate=Length(max=100))
+    kind = String(validate=OneOf(MODEL_KINDS))
 
 
 class ModelItem(ModelOut):
@@ -128,6 +138,7 @@ class ApplianceOut(Schema):
 
 class ApplianceQuery(Page):
     site = Text(validate=Length(max=100))
+    model = Text(validate=Length(max=100))
     region = Text(validate=Length(max=100))
     status = String(validate=OneOf(STATUSES))
     health = String(validate=OneOf(["ok", "degraded", "failed", "unknown"]))
