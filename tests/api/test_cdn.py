@@ -469,3 +469,59 @@ def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn
     next_day = before + 2 * 86_400
     assert set(members) <= set(site_members(log, sea, sites, next_day).tolist())
     assert not set(members) & set(site_members(log, bos, sites, next_day).tolist())
+
+
+def test_components_are_listed_fleet_wide_and_changed_one_at_a_time(cdn: Served) -> None:
+    app = cdn.get("/cdn/appliances?status=active&limit=200", cdn.operator).json["items"][-1]
+    base = f"/cdn/appliances/{app['id']}/components"
+    mine = cdn.get(f"{base}?limit=200", cdn.operator).json
+    assert mine["total"] == len(app["components"]) > 0
+    assert [c["name"] for c in mine["items"]] == [c["name"] for c in app["components"]]
+    assert all(c["appliance"] == app["id"] and c["serial"] == app["serial"] for c in mine["items"])
+    disks = cdn.get(f"{base}?kind=disk&limit=200", cdn.operator).json["items"]
+    assert disks and all(c["kind"] == "disk" for c in disks)
+
+    # a failed disk shows in the fleet-wide list, and in the appliance's health
+    before = cdn.get("/cdn/components?kind=disk&status=failed&limit=200", cdn.operator).json["total"]
+    disk = disks[0]["name"]
+    r = _patch(cdn, f"{base}/{disk}", cdn.admin, json={"status": "failed"})
+    assert r.status_code == 200 and r.json["status"] == "failed", r.json
+    failed = cdn.get("/cdn/components?kind=disk&status=failed&limit=200", cdn.operator).json
+    assert failed["total"] == before + 1 and (app["id"], disk) in {
+        (c["appliance"], c["name"]) for c in failed["items"]
+    }
+    assert cdn.get(f"/cdn/appliances/{app['id']}", cdn.operator).json["health"] == "failed"
+    site = cdn.get(f"/cdn/components?site={app['site']}&status=failed", cdn.operator).json["items"]
+    assert {c["site"] for c in site} == {app["site"]} and disk in {c["name"] for c in site}
+    assert _patch(cdn, f"{base}/{disk}", cdn.admin, json={"status": "ok"}).json["status"] == "ok"  # replaced
+    assert cdn.get(f"/cdn/appliances/{app['id']}", cdn.operator).json["health"] == "ok"
+
+    # add, read, refuse a second of the same name, remove
+    r = cdn.post(base, cdn.admin, json={"name": "nic9", "kind": "nic"})
+    assert r.status_code == 201 and r.json["status"] == "ok", r.json
+    assert cdn.get(f"{base}/nic9", cdn.operator).json["kind"] == "nic"
+    assert cdn.post(base, cdn.admin, json={"name": "nic9", "kind": "nic"}).status_code == 409
+    exported = yaml.safe_load(cdn.get("/cdn/topology?format=yaml", cdn.operator).data)
+    entry = next(a for a in exported["appliances"] if a["serial"] == app["serial"])
+    assert "nic9" in {c["name"] for c in entry["components"]}
+    assert _delete(cdn, f"{base}/nic9", cdn.admin).status_code == 204
+    assert cdn.get(f"{base}/nic9", cdn.operator).status_code == 404
+    assert cdn.get(f"{base}?limit=200", cdn.operator).json["total"] == mine["total"]
+
+    # bad input: a clear 4xx, nothing written
+    for r, status in (
+        (cdn.post(base, cdn.admin, json={"name": "x1", "kind": "gpu"}), 422),
+        (_patch(cdn, f"{base}/{disk}", cdn.admin, json={"status": "melted"}), 422),
+        (_patch(cdn, f"{base}/{disk}", cdn.admin, json={"name": "disk77"}), 422),
+        (_patch(cdn, f"{base}/nope", cdn.admin, json={"status": "ok"}), 404),
+        (cdn.get("/cdn/appliances/999999/components", cdn.operator), 404),
+        (cdn.get("/cdn/components?colour=red", cdn.operator), 422),
+        (cdn.post(base, cdn.operator, json={"name": "x2", "kind": "nic"}), 403),
+    ):
+        assert r.status_code == status and r.mimetype == "application/problem+json", (status, r.json)
+    assert cdn.get(f"{base}?limit=200", cdn.operator).json["items"] == mine["items"]
+    assert cdn.get("/cdn/components?appliance=999999", cdn.operator).json["total"] == 0  # a filter, not a 404
+    assert (
+        cdn.get(f"/cdn/components?appliance={app['id']}&limit=200", cdn.operator).json["items"]
+        == mine["items"]
+    )

@@ -164,6 +164,83 @@ _crud("models", "appliance model", c.ModelIn, c.ModelOut, c.ModelPage, c.ModelQu
 _crud("appliances", "appliance", c.ApplianceIn, c.ApplianceOut, c.AppliancePage, c.ApplianceQuery)
 
 
+# --- components ------------------------------------------------------------------------------------
+
+
+@bp.get("/components")
+@bp.auth_required(auth)
+@bp.input(c.ComponentQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.output(c.ComponentPage)
+def components_list(query: dict[str, Any]) -> dict[str, Any]:
+    """Components of the whole fleet, filtered by appliance, site, kind and status (operator).
+
+    E.g. ``?kind=disk&status=failed``: every failed disk to replace.
+    """
+    require(Role.OPERATOR)
+    filters = {k: v for k, v in query.items() if k not in ("limit", "offset", "appliance")}
+    items = oc.list_components(platform().engine, **filters)
+    if "appliance" in query:  # a filter like the others: an id no appliance has matches nothing
+        items = [i for i in items if i["appliance"] == query["appliance"]]
+    return _page(items, query)
+
+
+@bp.get("/appliances/<int:appliance_id>/components")
+@bp.auth_required(auth)
+@bp.input(c.ApplianceComponentQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.output(c.ComponentPage)
+@bp.doc(responses=UNKNOWN)
+def appliance_components(appliance_id: int, query: dict[str, Any]) -> dict[str, Any]:
+    """One appliance's components, filtered by kind and status (operator)."""
+    require(Role.OPERATOR)
+    filters = {k: v for k, v in query.items() if k not in ("limit", "offset")}
+    return _page(oc.list_components(platform().engine, appliance_id=appliance_id, **filters), query)
+
+
+@bp.post("/appliances/<int:appliance_id>/components")
+@bp.auth_required(auth)
+@bp.input(c.ComponentIn, arg_name="body")
+@bp.output(c.ComponentOut, status_code=201)
+@bp.doc(responses=CHANGE)
+def component_create(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Add a component to an appliance (admin)."""
+    require(Role.ADMIN)
+    oc.create_component(platform().engine, appliance_id, body)
+    return oc.get_component(platform().engine, appliance_id, body["name"])
+
+
+@bp.get("/appliances/<int:appliance_id>/components/<name>")
+@bp.auth_required(auth)
+@bp.output(c.ComponentOut)
+@bp.doc(responses=UNKNOWN)
+def component_get(appliance_id: int, name: str) -> dict[str, Any]:
+    """One component of an appliance (operator)."""
+    require(Role.OPERATOR)
+    return oc.get_component(platform().engine, appliance_id, name)
+
+
+@bp.patch("/appliances/<int:appliance_id>/components/<name>")
+@bp.auth_required(auth)
+@bp.input(c.ComponentPatch, arg_name="body")
+@bp.output(c.ComponentOut)
+@bp.doc(responses=CHANGE)
+def component_patch(appliance_id: int, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Change a component's kind or status, e.g. ``ok`` once a failed disk is replaced (admin)."""
+    require(Role.ADMIN)
+    oc.update_component(platform().engine, appliance_id, name, body)
+    return oc.get_component(platform().engine, appliance_id, name)
+
+
+@bp.delete("/appliances/<int:appliance_id>/components/<name>")
+@bp.auth_required(auth)
+@bp.output({}, status_code=204)
+@bp.doc(responses=CHANGE)
+def component_delete(appliance_id: int, name: str) -> tuple[str, int]:
+    """Remove a component from an appliance (admin)."""
+    require(Role.ADMIN)
+    oc.delete_component(platform().engine, appliance_id, name)
+    return "", 204
+
+
 @bp.post("/isps/<int:isp_id>/prefixes")
 @bp.auth_required(auth)
 @bp.input(c.PrefixesIn, arg_name="body")

@@ -113,6 +113,39 @@ class ComponentIn(Schema):
     status = String(validate=OneOf(COMPONENT_STATUSES))
 
 
+class ComponentPatch(Schema):
+    kind = String(validate=OneOf(COMPONENT_KINDS))
+    status = String(validate=OneOf(COMPONENT_STATUSES))
+
+
+class ComponentOut(Schema):
+    appliance = Integer(required=True, metadata={"description": "the appliance's id"})
+    serial = String(required=True)
+    site = String(required=True)
+    name = String(required=True)
+    kind = String(required=True)
+    status = String(required=True, metadata={"description": "ok, degraded or failed"})
+
+
+class ComponentItem(ComponentOut):
+    """ComponentOut as listed in a page (a class of its own: apispec registers each schema once)."""
+
+
+class ComponentPage(Page):
+    items = List(Nested(ComponentItem), required=True)
+    total = Integer(required=True)
+
+
+class ApplianceComponentQuery(Page):
+    kind = String(validate=OneOf(COMPONENT_KINDS))
+    status = String(validate=OneOf(COMPONENT_STATUSES))
+
+
+class ComponentQuery(ApplianceComponentQuery):
+    appliance = Integer(validate=Range(0, 2**31 - 1), metadata={"description": "an appliance's id"})
+    site = Text(validate=Length(max=100))
+
+
 class ApplianceIn(Schema):
     serial = String(required=True, validate=NAME)
     site = Text(required=True, validate=Length(1, 100))

@@ -34,7 +34,7 @@ from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
 from openflix.cdn.signing import SigningKeys, sign_url
 from openflix.cdn.steering import Decision, Health, Steering
-from openflix.cdn.topology import Topology, parse
+from openflix.cdn.topology import ModelDoc, Topology, parse
 from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
 from openflix.settings import Settings
 from openflix.store import cdn as store
@@ -52,13 +52,18 @@ __all__ = [
     "apply_manifest",
     "apply_pending",
     "change_topology",
+    "create_component",
+    "delete_component",
     "export_topology",
+    "get_component",
     "health_state",
     "health_view",
     "import_topology",
+    "list_components",
     "report_fleet",
     "report_health",
     "signing_keys",
+    "update_component",
 ]
 
 HEALTHY = ("ok", "degraded")
@@ -566,6 +571,102 @@ def _label(item: Mapping[str, Any]) -> str:
         if key in item:
             return f"{item[key]!r}"
     return f"{item.get('isp')!r} to {item.get('site')!r}"
+
+
+# --- components: the disks, NICs and PSUs of one appliance, each through the same whole validation ------
+
+
+def list_components(
+    engine: Engine,
+    *,
+    appliance_id: int | None = None,
+    site: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every component of the fleet (or of one appliance), filtered by equality on the fields given.
+
+    Each is ``{appliance, serial, site, name, kind, status}``, in appliance id
+    order and, within an appliance, in its own order (the model's layout:
+    disks, NICs, PSUs).  An unknown ``appliance_id`` is :class:`NotFoundError`.
+    """
+    inventory = _inventory(engine)
+    ids = inventory.ids["appliances"]
+    if appliance_id is not None and appliance_id not in ids.values():
+        raise NotFoundError(f"appliance {appliance_id} does not exist")
+    out = [
+        {"appliance": ids[a.serial], "serial": a.serial, "site": a.site, **c.__dict__}
+        for a in inventory.topology.appliances
+        if a.serial in ids
+        and (appliance_id is None or ids[a.serial] == appliance_id)
+        and (site is None or a.site == site)
+        for c in a.components
+        if (kind is None or c.kind == kind) and (status is None or c.status == status)
+    ]
+    return sorted(out, key=lambda c: c["appliance"])  # stable: each appliance keeps its order
+
+
+def get_component(engine: Engine, appliance_id: int, name: str) -> dict[str, Any]:
+    """One component of an appliance; :class:`NotFoundError` when the appliance or the component is not."""
+    found = [c for c in list_components(engine, appliance_id=appliance_id) if c["name"] == name]
+    if not found:
+        raise NotFoundError(f"appliance {appliance_id} has no component {name!r}")
+    return found[0]
+
+
+def create_component(engine: Engine, appliance_id: int, body: Mapping[str, Any]) -> None:
+    """Add a component (``name``, ``kind``, ``status`` default ``ok``) to an appliance."""
+
+    def add(components: list[dict[str, Any]]) -> None:
+        if any(c["name"] == body["name"] for c in components):
+            raise ConflictError(f"appliance {appliance_id} has a component {body['name']!r} already")
+        components.append({"status": "ok", **body})
+
+    _change_components(engine, appliance_id, add)
+
+
+def update_component(engine: Engine, appliance_id: int, name: str, changes: Mapping[str, Any]) -> None:
+    """Change a component's ``kind`` or ``status`` (e.g. ``ok`` once a failed disk is replaced)."""
+    if "name" in changes and changes["name"] != name:
+        raise DataError("name: a component's name cannot change; add a new component instead")
+
+    def patch(components: list[dict[str, Any]]) -> None:
+        _find_component(components, appliance_id, name).update(changes)
+
+    _change_components(engine, appliance_id, patch)
+
+
+def delete_component(engine: Engine, appliance_id: int, name: str) -> None:
+    """Remove a component from an appliance."""
+
+    def remove(components: list[dict[str, Any]]) -> None:
+        components.remove(_find_component(components, appliance_id, name))
+
+    _change_components(engine, appliance_id, remove)
+
+
+def _find_component(components: list[dict[str, Any]], appliance_id: int, name: str) -> dict[str, Any]:
+    for c in components:
+        if c["name"] == name:
+            return c
+    raise NotFoundError(f"appliance {appliance_id} has no component {name!r}")
+
+
+def _change_components(
+    engine: Engine, appliance_id: int, change: Callable[[list[dict[str, Any]]], None]
+) -> None:
+    """Apply ``change`` to the appliance's component list (its model's layout when it has none of its
+    own) in the stored document, through :func:`change_topology`."""
+    serial = _name_of(engine, KINDS["appliances"], appliance_id)
+
+    def edit(doc: dict[str, Any]) -> None:
+        entry = next(a for a in doc["appliances"] if a["serial"] == serial)
+        if entry.get("components") is None:
+            model = next(m for m in doc["appliance_models"] if m["name"] == entry["model"])
+            entry["components"] = [c.__dict__.copy() for c in ModelDoc(**model).layout()]
+        change(entry["components"])
+
+    change_topology(engine, edit)
 
 
 def _name_of(engine: Engine, kind: Kind, item_id: int) -> str:
