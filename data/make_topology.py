@@ -1,7 +1,8 @@
 """Write the sample Open Connect topology, ``data/topology.yaml`` (deterministic).
 
-Six regions (the regions members are assigned to), 12 exchange sites, 20 ISPs
-with 2-3 embedded sites each, some 270 appliances of three models.  Addresses
+Six regions (the regions members are assigned to), 11 exchange sites, 19 ISPs
+with 2-3 embedded sites each (45), 222 appliances of three models; every site
+in its city's own time zone, so each fills in its local night.  Addresses
 come from private and documentation ranges: each ISP announces its own
 ``10.<isp>.0.0/16`` (and an IPv6 ``2001:db8:<isp>::/48``) to all of its sites,
 and one more specific block per site, so nested prefixes are exercised; each
@@ -70,6 +71,13 @@ CITY = {
     "fuk": (33.59, 130.40),
 }  # fmt: skip
 
+ZONE = {  # the cities whose time zone is not their region's first exchange site's
+    "dal": "America/Chicago", "hou": "America/Chicago", "chi": "America/Chicago", "den": "America/Denver",
+    "sea": "America/Los_Angeles", "pdx": "America/Los_Angeles", "sfo": "America/Los_Angeles",
+    "lax": "America/Los_Angeles", "sd": "America/Los_Angeles", "van": "America/Vancouver",
+    "cgy": "America/Edmonton",
+}  # fmt: skip
+
 MODELS = [
     {"name": "storage-280", "kind": "storage", "storage_tb": 280, "throughput_gbps": 18,
      "disks": 36, "nics": 2, "psus": 2},
@@ -116,7 +124,6 @@ def build() -> dict[str, Any]:
             )  # fmt: skip
             add_appliances(name, "storage-280", 8)
             add_appliances(name, "flash-36", 2)
-        zone = spec["exchange"][0][3]
         for isp_name, cities in spec["isps"]:
             isp_number += 1
             isps.append({"name": isp_name, "asn": 64511 + isp_number})
@@ -125,7 +132,8 @@ def build() -> dict[str, Any]:
                 lat, lon = CITY[city]
                 sites.append(
                     {"name": site, "kind": "embedded", "region": region, "country": country, "latitude": lat,
-                     "longitude": lon, "timezone": zone, "fill_window": "03:00-07:00", "isp": isp_name}
+                     "longitude": lon, "timezone": ZONE.get(city, spec["exchange"][0][3]),
+                     "fill_window": "03:00-07:00", "isp": isp_name}
                 )  # fmt: skip
                 announcements.append(
                     {

@@ -108,6 +108,33 @@ def test_sites_are_due_in_their_own_local_window(env: dict[str, str]) -> None:
     # 18:30 UTC is 03:30 the next day in Tokyo
     later = dict(due_sites(engine, datetime(2026, 1, 15, 18, 30, tzinfo=UTC)))
     assert later.get("ix-tyo") == "2026-01-16" and "ix-nyc" not in later
+    # every site keeps its own city's clock: 14:30 UTC is 06:30 in Los Angeles (inside 03:00-07:00),
+    # 09:30 in Boston
+    west = dict(due_sites(engine, datetime(2026, 1, 15, 14, 30, tzinfo=UTC)))
+    assert west.get("sierra-lax") == "2026-01-15" and "northwind-bos" not in west
+    engine.dispose()
+
+
+def test_an_embedded_site_waits_for_its_source_exchange_sites_fill(env: dict[str, str]) -> None:
+    from sqlalchemy import insert, select
+
+    from openflix.store.schema import Fill, Site
+
+    assert CliRunner().invoke(cli, ["cdn", "import", str(SAMPLE)]).exit_code == 0
+    engine = connect(env["OPENFLIX_DATABASE_URL"])
+    # 08:30 UTC: 03:30 in Atlanta (03:00-07:00) and 02:30 in Chicago (02:00-06:00), the same instant
+    # of both windows; Atlanta fills from ix-chi, which has not filled yet
+    now = datetime(2026, 1, 15, 8, 30, tzinfo=UTC)
+    due = dict(due_sites(engine, now))
+    assert due.get("ix-chi") == "2026-01-15" and "bluepeak-atl" not in due
+    with engine.begin() as conn:
+        chi = conn.scalar(select(Site.id).where(Site.name == "ix-chi"))
+        conn.execute(
+            insert(Fill).values(site_id=chi, day="2026-01-15", source="origin", titles=0, copies=0,
+                                added=0, deleted=0, created_at=0)
+        )  # fmt: skip
+    due = dict(due_sites(engine, now))
+    assert due.get("bluepeak-atl") == "2026-01-15" and "ix-chi" not in due
     engine.dispose()
 
 

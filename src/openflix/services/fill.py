@@ -387,11 +387,16 @@ def _window(text: str) -> tuple[int, int]:
 
 
 def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
-    """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day)."""
+    """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day).
+
+    An embedded site whose source exchange site is itself due waits for it
+    (it is left out until that fill is recorded or that window closes), so an
+    embedded site never copies what its exchange is about to replace.
+    """
     with translating(engine), engine.connect() as conn:
         sites = conn.execute(select(SiteTable)).all()
         done = set(conn.execute(select(Fill.site_id, Fill.day)).all())
-    due = []
+    pending: dict[str, str] = {}
     for s in sites:
         local = now.astimezone(ZoneInfo(s.timezone))
         start, end = _window(s.fill_window)
@@ -399,8 +404,10 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
         inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)
         day = (local - timedelta(days=1)).date() if start > end and minutes < end else local.date()
         if inside and (s.id, day.isoformat()) not in done:
-            due.append((s.name, day.isoformat()))
-    return due
+            pending[s.name] = day.isoformat()
+    return [
+        (s.name, pending[s.name]) for s in sites if s.name in pending and source_of(s, sites) not in pending
+    ]
 
 
 def start_fill_clock(platform: Platform, interval: float = 60.0) -> threading.Thread | None:
