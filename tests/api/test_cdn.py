@@ -404,9 +404,15 @@ def test_a_fill_job_runs_and_reports(cdn: Served) -> None:
     assert info.status == "finished", info
     site = info.result["sites"][0]
     assert site["site"] == "ix-lon" and site["source"] == "origin" and site["copies"] > 0
-    bad = cdn.post("/jobs", cdn.operator, json={"kind": "fill", "params": {"site": "nowhere"}})
-    done = cdn.platform.jobs.wait(bad.json["id"], timeout=60)  # type: ignore[attr-defined]
-    assert done.status == "failed" and "nowhere" in (done.error or "")
+    # refused when submitted, naming the parameter: nothing is queued (a mistyped key would fill every site)
+    for params, message in (
+        ({"site": "nowhere"}, "params.site: site 'nowhere' does not exist"),
+        ({"sites": "ix-lon"}, "params.sites: not a parameter of the fill job (expected site, day)"),
+        ({"day": "yesterday"}, "params.day: expected a date YYYY-MM-DD, got 'yesterday'"),
+        ({"site": 7}, "params.site: expected a string, got int"),
+    ):
+        bad = cdn.post("/jobs", cdn.operator, json={"kind": "fill", "params": params})
+        assert bad.status_code == 422 and message in bad.json["detail"], bad.json
 
 
 def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn: Served) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from openflix.api import create_app
 from openflix.errors import ConfigError
@@ -20,6 +21,7 @@ from openflix.registry.versions import list_versions
 from openflix.services.catalog import import_interactions
 from openflix.services.platform import Platform
 from openflix.store.db import upgrade
+from openflix.store.schema import JobRecord
 from openflix.store.tokens import create_token
 from tests.api.conftest import make_settings
 from tests.conftest import fresh_postgres, fresh_redis, write_ratings_csv
@@ -69,6 +71,21 @@ def test_a_job_with_bad_input_fails_for_good_with_the_reason(tmp_path: Path) -> 
     assert client.get("/jobs/nope", headers=headers).status_code == 404
     r = client.post("/jobs", json={"kind": "dance"}, headers=headers)
     assert r.status_code == 422 and "kind" in r.get_json()["detail"]
+    # parameters a run would refuse or ignore are refused when submitted, and nothing is recorded
+    for body, message in (
+        ({"kind": "train", "params": {"model": "nope"}}, "params.model: unknown model 'nope'"),
+        ({"kind": "train", "params": {"promote": "yes"}}, "params.promote: expected true or false"),
+        ({"kind": "evaluate", "params": {"split": "sideways"}}, "params.split: expected temporal or random"),
+        (
+            {"kind": "evaluate", "params": {"model": "popularity"}},
+            "params.model: not a parameter of the evaluate job",
+        ),
+        ({"kind": "import", "params": {}}, "params.path: an import job needs"),
+    ):
+        r = client.post("/jobs", json=body, headers=headers)
+        assert r.status_code == 422 and message in r.get_json()["detail"], (body, r.get_json())
+    with platform.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(JobRecord)) == 1  # the import above only
     platform.close()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from openflix.errors import DataError, NotFoundError, UnavailableError
-from openflix.jobs.tasks import KINDS, JobStatus, run_job
+from openflix.jobs.tasks import KINDS, JobStatus, check_params, run_job
 from openflix.store.db import translating
 from openflix.store.schema import JobRecord
 
@@ -79,6 +79,7 @@ class JobRunner(ABC):
         """
         if kind not in KINDS:
             raise DataError(f"job kind must be one of {', '.join(sorted(KINDS))} (got {kind!r})")
+        check_params(self.platform, kind, params or {})
         job_id = job_id or uuid.uuid4().hex
         engine = self.platform.engine
         try:

@@ -21,7 +21,7 @@ from openflix.services.platform import Platform
 from openflix.store.db import translating
 from openflix.store.schema import JobRecord
 
-__all__ = ["KINDS", "JobStatus", "run_job"]
+__all__ = ["KINDS", "PARAMS", "JobStatus", "check_params", "run_job"]
 
 
 class JobStatus(StrEnum):
@@ -73,18 +73,75 @@ def _evaluate(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fill(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
-    from datetime import date
-
     from openflix.services.fill import fill_order, fill_sites
 
     s = platform.settings
     sites = [str(params["site"])] if params.get("site") else fill_order(platform.engine)
-    try:
-        day = date.fromisoformat(str(params["day"])) if params.get("day") else None
-    except ValueError:
-        raise DataError(f"params.day: expected a date YYYY-MM-DD, got {params['day']!r}") from None
+    day = _fill_day(params)
     reports = list(fill_sites(platform.engine, sites, title_gb=s.title_gb, stale_s=s.health_stale_s, day=day))
     return {"sites": [r.__dict__ for r in reports]}
+
+
+PARAMS: dict[str, dict[str, type]] = {
+    "import": {"path": str, "format": str},
+    "train": {"model": str, "params": dict, "promote": bool},
+    "retrain": {"model": str, "params": dict},
+    "evaluate": {"models": list, "split": str},
+    "fill": {"site": str, "day": str},
+}
+"""Each job kind's parameters and their JSON types (all optional but an import's ``path``)."""
+
+
+def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
+    """Refuse, before a job is recorded, parameters its run would refuse or silently ignore.
+
+    Unknown or mistyped parameters, unknown models or splits, a fill of a site
+    that does not exist or of a malformed day: :class:`DataError` naming
+    ``params.<field>``, what was expected and what came.  What can only be
+    known where the job runs (an import's file) is left to the run.
+    """
+    from openflix.recs.models import MODELS
+
+    known = PARAMS[kind]
+    for key, value in params.items():
+        if key not in known:
+            raise DataError(
+                f"params.{key}: not a parameter of the {kind} job (expected {', '.join(known) or 'none'})"
+            )
+        if not isinstance(value, known[key]):
+            raise DataError(
+                f"params.{key}: expected {_JSON_TYPE[known[key]]}, got {type(value).__name__}: {value!r}"
+            )
+    if kind == "import" and not params.get("path"):
+        raise DataError("params.path: an import job needs the dataset file or folder")
+    models = [params["model"]] if "model" in params else list(params.get("models", []))
+    for name in models:
+        if name not in MODELS:
+            raise DataError(
+                f"params.model: unknown model {name!r} (expected one of {', '.join(sorted(MODELS))})"
+            )
+    if params.get("split", "temporal") not in ("temporal", "random"):
+        raise DataError(f"params.split: expected temporal or random, got {params['split']!r}")
+    if kind == "fill":
+        _fill_day(params)
+        if "site" in params:
+            from openflix.store.schema import Site
+
+            with translating(platform.engine), platform.engine.connect() as conn:
+                if conn.scalar(select(Site.id).where(Site.name == params["site"])) is None:
+                    raise DataError(f"params.site: site {params['site']!r} does not exist")
+
+
+_JSON_TYPE = {str: "a string", dict: "an object", bool: "true or false", list: "a list"}
+
+
+def _fill_day(params: dict[str, Any]) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(str(params["day"])) if params.get("day") else None
+    except ValueError:
+        raise DataError(f"params.day: expected a date YYYY-MM-DD, got {params['day']!r}") from None
 
 
 KINDS: dict[str, Callable[[Platform, dict[str, Any]], dict[str, Any]]] = {
