@@ -155,7 +155,7 @@ def test_crud_of_an_isp_site_and_appliance(cdn: Served) -> None:
     )
     assert (
         clash.status_code == 422
-        and "announced by ISP" in clash.json["detail"]
+        and "body.prefixes[0]: prefix 10.1.0.0/16 is announced by ISP" in clash.json["detail"]
         and "'Testnet'" in clash.json["detail"]
     )
     app = cdn.post(
@@ -217,7 +217,12 @@ def test_bad_capacities_and_unknown_references_are_refused(cdn: Served) -> None:
         cdn.admin,
         json={"serial": "X", "site": "nope", "model": "global-120", "hostname": "x.example"},
     )
-    assert r.status_code == 422 and "unknown site 'nope'" in r.json["detail"]
+    assert (
+        r.status_code == 422 and "body.site: unknown site 'nope'" in r.json["detail"]
+    )  # the request's field
+    one = cdn.get("/cdn/appliances?limit=1", cdn.operator).json["items"][0]
+    r = _patch(cdn, f"/cdn/appliances/{one['id']}", cdn.admin, json={"model": "nope"})
+    assert r.status_code == 422 and "body.model: unknown appliance model 'nope'" in r.json["detail"]
 
 
 def test_health_is_the_worst_component_and_unknown_components_are_refused(cdn: Served) -> None:

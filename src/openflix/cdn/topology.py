@@ -56,6 +56,7 @@ __all__ = [
     "ComponentDoc",
     "ComponentKind",
     "ComponentStatus",
+    "DocPath",
     "ISPDoc",
     "ModelDoc",
     "RegionDoc",
@@ -287,14 +288,32 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
+DocPath = tuple[str | int, ...]
+"""Where a node is in a document: keys and list indices from the root."""
+
+
 class _Problems:
-    """Collects every problem of a document, each with its path."""
+    """Collects every problem of a document, each with its path.
 
-    def __init__(self) -> None:
-        self.items: list[tuple[tuple[str | int, ...], str]] = []
+    ``roots`` names parts of the document by what the caller knows them as
+    (``{("sites", 56): "body"}``: a problem at ``sites[56].timezone`` is
+    reported as ``body.timezone``, without the source).
+    """
 
-    def add(self, path: tuple[str | int, ...], message: str) -> None:
+    def __init__(self, roots: Mapping[DocPath, str] | None = None) -> None:
+        self.items: list[tuple[DocPath, str]] = []
+        self.roots = dict(roots or {})
+
+    def add(self, path: DocPath, message: str) -> None:
         self.items.append((path, message))
+
+    def _where(self, path: DocPath, source: str, line: int | None) -> str:
+        for n in range(len(path), 0, -1):
+            label = self.roots.get(path[:n])
+            if label is not None:
+                rest = _path_text(path[n:]) if n < len(path) else ""
+                return f"{label}{'' if not rest or rest.startswith('[') else '.'}{rest}"
+        return f"{source}:{line}: {_path_text(path)}" if line else f"{source}: {_path_text(path)}"
 
     def raise_if_any(self, source: str, text: str | None) -> None:
         if not self.items:
@@ -302,9 +321,7 @@ class _Problems:
         lines = _line_finder(text)
         shown = []
         for path, message in self.items[:MAX_ERRORS]:
-            line = lines(path)
-            at = f"{source}:{line}: " if line else f"{source}: "
-            shown.append(f"{at}{_path_text(path)}: {message}")
+            shown.append(f"{self._where(path, source, lines(path))}: {message}")
         more = len(self.items) - MAX_ERRORS
         if more > 0:
             shown.append(f"... and {more} more")
@@ -470,12 +487,20 @@ def _unique(
     return True
 
 
-def parse(doc: object, *, source: str = "topology", text: str | None = None) -> Topology:
+def parse(
+    doc: object,
+    *,
+    source: str = "topology",
+    text: str | None = None,
+    roots: Mapping[DocPath, str] | None = None,
+) -> Topology:
     """Validate a plain document (as loaded from JSON or YAML) into a :class:`Topology`.
 
-    Raises :class:`~openflix.errors.DataError` listing every problem found.
+    Raises :class:`~openflix.errors.DataError` listing every problem found,
+    each at its path in the document (or under the name ``roots`` gives that
+    part of it, e.g. ``body`` for the item a request changed).
     """
-    problems = _Problems()
+    problems = _Problems(roots)
     top = _Reader(problems, (), doc)
     if not top.ok:
         problems.raise_if_any(source, text)

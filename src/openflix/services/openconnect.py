@@ -34,7 +34,7 @@ from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
 from openflix.cdn.signing import SigningKeys, sign_url
 from openflix.cdn.steering import Decision, Health, Steering
-from openflix.cdn.topology import ModelDoc, Topology, parse
+from openflix.cdn.topology import DocPath, ModelDoc, Topology, parse
 from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
 from openflix.settings import Settings
 from openflix.store import cdn as store
@@ -104,19 +104,25 @@ def export_topology(engine: Engine) -> Topology:
         return store.read_topology(conn)
 
 
-def change_topology(engine: Engine, change: Callable[[dict[str, Any]], Any]) -> tuple[Topology, Any]:
+def change_topology(
+    engine: Engine,
+    change: Callable[[dict[str, Any]], Any],
+    roots: Callable[[dict[str, Any]], Mapping[DocPath, str]] | None = None,
+) -> tuple[Topology, Any]:
     """Apply ``change`` to the stored topology document, validate the result completely and store it.
 
     ``change`` edits the plain document in place and returns what the caller
     wants back (e.g. the name of what it added).  Raises
     :class:`~openflix.errors.DataError` (nothing written) when the result is
-    inconsistent.
+    inconsistent; ``roots(doc)``, given, names the changed parts of the
+    document as the request did (``{("sites", 56): "body"}``), so a problem
+    there reads ``body.timezone`` rather than ``inventory: sites[56].timezone``.
     """
     with translating(engine), _unique_swaps(), engine.begin() as conn:
         store.bump(conn, "inventory")
         doc = store.read_topology(conn).to_document()
         result = change(doc)
-        topo = parse(doc, source="inventory")
+        topo = parse(doc, source="inventory", roots=roots(doc) if roots is not None else None)
         store.sync_topology(conn, topo)
         return topo, result
 
@@ -523,8 +529,18 @@ def create_item(engine: Engine, kind_name: str, body: Mapping[str, Any]) -> int:
             raise ConflictError(f"{kind.noun} {body[kind.key]!r} exists already")
         doc[kind.doc_key].append(dict(body))
 
-    change_topology(engine, add)
+    change_topology(engine, add, _body_at(kind, body[kind.key]))
     return _ids(engine, kind)[body[kind.key]]
+
+
+def _body_at(kind: Kind, name: str) -> Callable[[dict[str, Any]], dict[DocPath, str]]:
+    """The document's entry of ``kind`` named ``name`` is the request's ``body``."""
+
+    def roots(doc: dict[str, Any]) -> dict[DocPath, str]:
+        at = [i for i, item in enumerate(doc[kind.doc_key]) if item.get(kind.key) == name]
+        return {(kind.doc_key, at[-1]): "body"} if at else {}
+
+    return roots
 
 
 def update_item(engine: Engine, kind_name: str, item_id: int, changes: Mapping[str, Any]) -> None:
@@ -545,7 +561,7 @@ def update_item(engine: Engine, kind_name: str, item_id: int, changes: Mapping[s
             else:
                 item[field_name] = value
 
-    change_topology(engine, patch)
+    change_topology(engine, patch, _body_at(kind, name))
 
 
 def delete_item(engine: Engine, kind_name: str, item_id: int) -> None:
@@ -699,7 +715,18 @@ def announce(
             entry["prefixes"] = [*entry["prefixes"], *prefixes]
         return list(entry["prefixes"])
 
-    _, result = change_topology(engine, change)
+    def roots(doc: dict[str, Any]) -> dict[DocPath, str]:
+        """The prefixes added last are the body's, in its order."""
+        at = [i for i, a in enumerate(doc["announcements"]) if a["isp"] == isp and a["site"] == site]
+        if not at or withdraw:
+            return {}
+        first = len(doc["announcements"][at[0]]["prefixes"]) - len(prefixes)
+        return {
+            ("announcements", at[0], "prefixes", first + i): f"body.prefixes[{i}]"
+            for i in range(len(prefixes))
+        }
+
+    _, result = change_topology(engine, change, roots)
     topo = export_topology(engine)
     entry = next((a for a in topo.announcements if a.isp == isp and a.site == site), None)
     return list(entry.prefixes) if entry is not None else list(result)
