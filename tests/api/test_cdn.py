@@ -321,6 +321,47 @@ def test_a_drained_appliance_is_skipped_at_once_and_the_next_fill_plans_around_i
     _patch(cdn, f"/cdn/appliances/{first['appliance_id']}", cdn.admin, json={"status": "active"})
 
 
+@pytest.mark.parametrize("how", ["status failed", "status offline", "component failed", "report failed"])
+def test_a_failed_or_offline_appliance_is_skipped_at_once_and_back_once_repaired(
+    cdn: Served, how: str
+) -> None:
+    ip, _ = _embedded_ip(cdn)
+    with cdn.platform.engine.connect() as conn:
+        title = int(next(iter(holdings(conn).values()))[0])
+    steer = f"/cdn/steer?ip={ip}&title={title}&n=5"
+    first = cdn.get(steer, cdn.operator).json["choices"][0]["appliance_id"]
+    item = f"/cdn/appliances/{first}"
+    disk = cdn.get(f"{item}/components?kind=disk&limit=1", cdn.operator).json["items"][0]["name"]
+    breaks, repairs = {
+        "status failed": ((item, {"status": "failed"}), (item, {"status": "active"})),
+        "status offline": ((item, {"status": "offline"}), (item, {"status": "active"})),
+        "component failed": ((f"{item}/components/{disk}", {"status": "failed"}),
+                             (f"{item}/components/{disk}", {"status": "ok"})),
+        "report failed": (None, None),
+    }[how]  # fmt: skip
+    if breaks is None:  # the appliance itself says a PSU failed, then that it was swapped
+        report = {"load": 0.3, "served_gbps": 1.0}
+        assert (
+            cdn.post(
+                f"{item}/health", cdn.operator, json={**report, "components": {"psu0": "failed"}}
+            ).status_code
+            == 200
+        )
+        out = cdn.get(steer, cdn.operator).json["choices"]
+        assert (
+            cdn.post(
+                f"{item}/health", cdn.operator, json={**report, "components": {"psu0": "ok"}}
+            ).status_code
+            == 200
+        )
+    else:
+        assert _patch(cdn, breaks[0], cdn.admin, json=breaks[1]).status_code == 200
+        out = cdn.get(steer, cdn.operator).json["choices"]
+        assert _patch(cdn, repairs[0], cdn.admin, json=repairs[1]).status_code == 200
+    assert out and first not in [c["appliance_id"] for c in out], how
+    assert cdn.get(steer, cdn.operator).json["choices"][0]["appliance_id"] == first  # back once repaired
+
+
 def test_filling_every_site_in_one_run_plans_what_filling_each_alone_did(cdn: Served) -> None:
     engine = cdn.platform.engine
     names = fill_order(engine)

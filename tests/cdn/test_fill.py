@@ -67,6 +67,32 @@ def test_removing_or_adding_one_of_n_appliances_moves_about_one_nth(n: int, seed
     assert moved / len(titles) == pytest.approx(1 / (n + 1), abs=0.03)
 
 
+@settings(deadline=None, max_examples=20)
+@given(st.integers(4, 12), st.integers(0, 10_000))
+def test_with_full_mixed_appliances_and_real_copies_one_of_n_moves_about_its_share(n: int, seed: int) -> None:
+    """The site 90% full, capacities of 200/400/600 titles, copies by Zipf demand: removing an
+    appliance re-places about its share of the copies; adding one takes about its share away from the
+    others, and the rest of the content stays where it was."""
+    rng = np.random.default_rng(seed)
+    caps = rng.choice([200.0, 400.0, 600.0], size=n)
+    titles = np.arange(5_000)
+    demand = 1.0 / np.arange(1, 5_001) ** 0.9
+    ids = list(range(100, 100 + n))
+
+    def copies(where: list[int], capacities: np.ndarray) -> set[tuple[int, int]]:
+        plan = place(titles, copies_for(demand, len(where), capacities.sum() * 0.9), where, capacities)
+        return {(a, int(t)) for a, held in plan.items() for t in held.tolist()}
+
+    before = copies(ids, caps)
+    gone = seed % n
+    keep = [i for i in range(n) if i != gone]
+    after = copies([ids[i] for i in keep], caps[keep])
+    assert len(after - before) / len(after) == pytest.approx(caps[gone] / caps.sum(), abs=0.03)
+    grown_caps = np.append(caps, 400.0)
+    grown = copies([*ids, 999], grown_caps)
+    assert len(before - grown) / len(before) == pytest.approx(400.0 / grown_caps.sum(), abs=0.03)
+
+
 def test_day_over_day_churn_is_only_what_demand_changed() -> None:
     titles = np.arange(3_000)
     ids, caps = [1, 2, 3, 4], [500, 500, 500, 500]
