@@ -577,3 +577,42 @@ def test_components_are_listed_fleet_wide_and_changed_one_at_a_time(cdn: Served)
         cdn.get(f"/cdn/components?appliance={app['id']}&limit=200", cdn.operator).json["items"]
         == mine["items"]
     )
+
+
+def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliances_they_changed(
+    cdn: Served,
+) -> None:
+    from openflix.services.openconnect import _holders
+    from openflix.store.cdn import servable
+
+    engine, service = cdn.platform.engine, cdn.platform.steering
+    service.snapshot()
+    first = service._placement
+    assert first is not None
+
+    def same_as_a_whole_read() -> None:
+        service.snapshot()
+        now = service._placement
+        assert now is not None and now.read_at == first.read_at  # advanced, not read whole
+        with engine.connect() as conn:
+            whole = servable(conn)
+        assert now.servable.keys() == whole.keys()
+        assert all(np.array_equal(now.servable[a], whole[a]) for a in whole)
+        assert now.holders == _holders(whole)
+
+    site = "thames-lon"
+    apps = cdn.get(f"/cdn/appliances?site={site}&status=active", cdn.operator).json["items"]
+    drained = apps[0]["id"]
+    assert (
+        _patch(cdn, f"/cdn/appliances/{drained}", cdn.admin, json={"status": "draining"}).status_code == 200
+    )
+    report = fill_site(engine, site, title_gb=100.0, stale_s=300)  # its titles planned on the others
+    same_as_a_whole_read()
+    other = apps[1]["id"]
+    assert cdn.get(f"/cdn/appliances/{other}/manifest", cdn.operator).json["add"]
+    r = cdn.post(f"/cdn/appliances/{other}/manifest", cdn.operator, json={"fill_id": report.fill_id})
+    assert r.status_code == 200
+    same_as_a_whole_read()
+    apply_pending(engine)
+    same_as_a_whole_read()
+    _patch(cdn, f"/cdn/appliances/{drained}", cdn.admin, json={"status": "active"})

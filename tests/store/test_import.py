@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from openflix.errors import DataError
 from openflix.recs.data import Interactions
@@ -145,13 +145,26 @@ def test_manifests_stored_before_acknowledgements_existed_count_as_applied(datab
     engine = connect(database_url)
     upgrade(engine, "0004")
     import_topology(engine, load_file(Settings().topology))
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # a fill as the code of revision 0004 wrote it
         appliance = store.appliance_rows(conn)[0]
-        plan = {appliance.id: np.array([3, 5, 8], dtype=np.int64)}
-        store.record_fill(
-            conn, site_id=appliance.site_id, day="2020-01-01", source="origin", plan=plan,
-            manifests=[(appliance.id, plan[appliance.id], np.empty(0, np.int64))], now=1_577_836_800,
-        )  # fmt: skip
+        fill_id = conn.execute(
+            text(
+                "INSERT INTO cdn_fills (site_id, day, source, titles, copies, added, deleted, created_at) "
+                "VALUES (:site, '2020-01-01', 'origin', 3, 3, 3, 0, 1577836800) RETURNING id"
+            ),
+            {"site": appliance.site_id},
+        ).scalar_one()
+        conn.execute(
+            text(
+                'INSERT INTO cdn_manifests (fill_id, appliance_id, "add", "delete") '
+                "VALUES (:f, :a, :add, '[]')"
+            ),
+            {"f": fill_id, "a": appliance.id, "add": "[3, 5, 8]"},
+        )
+        conn.execute(
+            text("INSERT INTO cdn_holdings (appliance_id, titles, updated_at) VALUES (:a, :t, 1577836800)"),
+            {"a": appliance.id, "t": store.encode_titles(np.array([3, 5, 8], dtype=np.int64))},
+        )
     upgrade(engine)
     with engine.connect() as conn:
         assert store.servable(conn)[appliance.id].tolist() == [3, 5, 8]

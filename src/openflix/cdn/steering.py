@@ -21,6 +21,7 @@ a radix-tree lookup and a scan of the few candidates.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -140,6 +141,12 @@ class Steering:
         self._holders = {
             title: ids if isinstance(ids, frozenset) else frozenset(ids) for title, ids in placement.items()
         }
+
+    def with_placement(self, placement: Mapping[int, frozenset[int]]) -> Steering:
+        """The same snapshot with another placement (title id -> holders), without ranking again."""
+        other = copy.copy(self)
+        other._holders = dict(placement)
+        return other
 
     @property
     def n_appliances(self) -> int:

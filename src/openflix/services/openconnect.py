@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -310,7 +311,7 @@ class SteeringService:
         """Reads the change counters at every decision."""
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
-        self._placement: tuple[int, dict[int, frozenset[int]], float] | None = None
+        self._placement: _Placement | None = None
         self._keys: SigningKeys | None = None
 
     @property
@@ -331,14 +332,37 @@ class SteeringService:
             with self._lock:
                 snap = self._snapshot
                 if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
-                    with translating(self.engine), self.engine.connect() as conn:
-                        titles = frozenset(conn.scalars(select(Title.id)).all())
-                    snap = _Snapshot(self._build(counters), counters, time.monotonic(), titles)
+                    if (
+                        snap is not None
+                        and snap.counters[:2] == counters[:2]
+                        and now - snap.built <= SNAPSHOT_MAX_AGE
+                    ):
+                        # only the placement moved (a fill, a manifest applied): the rest stands
+                        placement = self._advance_placement(counters[2])
+                        steering = snap.steering.with_placement(placement.holders)
+                        snap = _Snapshot(steering, counters, snap.built, snap.titles)
+                    else:
+                        with translating(self.engine), self.engine.connect() as conn:
+                            titles = frozenset(conn.scalars(select(Title.id)).all())
+                        snap = _Snapshot(self._build(counters), counters, time.monotonic(), titles)
                     self._snapshot = snap
         return snap
 
+    def _advance_placement(self, rev: int) -> _Placement:
+        """The placement at counter value ``rev``: read whole at first or when too old, else advanced
+        by reading again only the appliances whose manifests changed since."""
+        placement = self._placement
+        with translating(self.engine), self.engine.connect() as conn:
+            if placement is None or time.monotonic() - placement.read_at > COPY_MAX_AGE:
+                placement = _Placement.read(conn, rev)
+            elif placement.rev != rev:
+                placement = placement.advance(conn, rev)
+        self._placement = placement
+        return placement
+
     def _build(self, counters: tuple[int, ...]) -> Steering:
         now = time.time()
+        placement = self._advance_placement(counters[2])
         with translating(self.engine), self.engine.connect() as conn:
             sites = conn.execute(select(SiteTable)).all()
             rows = store.appliance_rows(conn)
@@ -346,14 +370,6 @@ class SteeringService:
             announced = conn.execute(select(SitePrefix.prefix, SitePrefix.isp_id, SitePrefix.site_id)).all()
             region_prefixes = conn.execute(select(RegionPrefix.prefix, RegionPrefix.region)).all()
             default_region = store.meta(conn, "default_region")
-            placement = self._placement
-            if (
-                placement is None
-                or placement[0] != counters[2]
-                or time.monotonic() - placement[2] > COPY_MAX_AGE
-            ):
-                placement = (counters[2], _holders(store.servable(conn)), time.monotonic())
-                self._placement = placement
         site_list = [
             Site(s.id, s.name, SiteKind(s.kind), s.region, s.country, s.latitude, s.longitude, s.timezone)
             for s in sites
@@ -370,7 +386,7 @@ class SteeringService:
             site_list,
             appliances,
             prefixes,
-            placement[1],
+            placement.holders,
             health,
             regions=regions,
             default_region=default_region,
@@ -395,6 +411,55 @@ class SteeringService:
             for c in decision.choices
         )
         return SteerResult(decision, urls, expires)
+
+
+_NOTHING = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """What each appliance can serve, as read at one value of the ``placement`` counter.
+
+    ``servable``: appliance id -> sorted title ids; ``holders``: title id ->
+    the appliances that can serve it; ``read_at``: ``time.monotonic()`` of the
+    last whole read.
+    """
+
+    rev: int
+    servable: dict[int, npt.NDArray[np.int64]]
+    holders: dict[int, frozenset[int]]
+    read_at: float
+
+    @classmethod
+    def read(cls, conn: Any, rev: int) -> _Placement:
+        """Every appliance's servable titles."""
+        servable = store.servable(conn)
+        return cls(rev, servable, _holders(servable), time.monotonic())
+
+    def advance(self, conn: Any, rev: int) -> _Placement:
+        """The placement at ``rev``: the appliances whose manifests were written or applied since
+        ``self.rev`` read again, the others kept (a whole read when the counter went back — a new
+        database — or when most appliances changed)."""
+        changed = store.placement_changes(conn, self.rev, rev) if rev > self.rev else None
+        if changed is None or len(changed) > max(8, len(self.servable) // 2):
+            return _Placement.read(conn, rev)
+        fresh = store.servable(conn, changed)
+        servable, holders = dict(self.servable), dict(self.holders)
+        for a in changed:
+            old, new = self.servable.get(a, _NOTHING), fresh.get(a, _NOTHING)
+            for t in np.setdiff1d(old, new, assume_unique=True).tolist():  # only what changed
+                rest = holders[t] - {a}
+                if rest:
+                    holders[t] = rest
+                else:
+                    del holders[t]
+            for t in np.setdiff1d(new, old, assume_unique=True).tolist():
+                holders[t] = holders.get(t, frozenset()) | {a}
+            if a in fresh:
+                servable[a] = new
+            else:
+                servable.pop(a, None)
+        return _Placement(rev, servable, holders, self.read_at)
 
 
 def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:

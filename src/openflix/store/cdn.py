@@ -437,14 +437,18 @@ def holdings(
     return {aid: decode_titles(blob) for aid, blob in conn.execute(q).all()}
 
 
-def servable(conn: Connection) -> dict[int, npt.NDArray[np.int64]]:
-    """What each appliance can serve now: its holdings less the titles added by manifests it has not
-    applied yet (appliance id -> sorted title ids)."""
-    held = holdings(conn)
+def servable(
+    conn: Connection, appliance_ids: Iterable[int] | None = None
+) -> dict[int, npt.NDArray[np.int64]]:
+    """What each appliance (or each of ``appliance_ids``) can serve now: its holdings less the titles
+    added by manifests it has not applied yet (appliance id -> sorted title ids)."""
+    ids = None if appliance_ids is None else list(appliance_ids)
+    held = holdings(conn, ids)
     pending: dict[int, list[int]] = {}
-    for appliance_id, add in conn.execute(
-        select(Manifest.appliance_id, Manifest.add).where(Manifest.applied_at.is_(None))
-    ):
+    q = select(Manifest.appliance_id, Manifest.add).where(Manifest.applied_at.is_(None))
+    if ids is not None:
+        q = q.where(Manifest.appliance_id.in_(ids))
+    for appliance_id, add in conn.execute(q):
         pending.setdefault(appliance_id, []).extend(add)
     for appliance_id, titles in pending.items():
         if appliance_id in held:
@@ -463,29 +467,54 @@ def apply_manifest(conn: Connection, appliance_id: int, fill_id: int, now: int) 
     ).first()
     if known is None:
         raise NotFoundError(f"appliance {appliance_id} has no manifest of fill {fill_id}")
-    marked = conn.execute(
-        update(Manifest)
-        .where(
-            Manifest.appliance_id == appliance_id, Manifest.fill_id <= fill_id, Manifest.applied_at.is_(None)
-        )
-        .values(applied_at=now)
-    ).rowcount
+    marked = _mark_applied(
+        conn,
+        (Manifest.appliance_id == appliance_id)
+        & (Manifest.fill_id <= fill_id)
+        & Manifest.applied_at.is_(None),
+        now,
+    )
     pending = conn.scalar(
         select(func.count()).where(Manifest.appliance_id == appliance_id, Manifest.applied_at.is_(None))
     )
-    if marked:
-        bump(conn, "placement")
-    return int(marked), int(pending or 0)
+    return marked, int(pending or 0)
 
 
 def apply_all_manifests(conn: Connection, now: int) -> int:
     """Mark every manifest not applied yet as applied (a lab fleet); returns how many."""
-    marked = conn.execute(
-        update(Manifest).where(Manifest.applied_at.is_(None)).values(applied_at=now)
-    ).rowcount
-    if marked:
-        bump(conn, "placement")
-    return int(marked)
+    return _mark_applied(conn, Manifest.applied_at.is_(None), now)
+
+
+def _mark_applied(conn: Connection, which: Any, now: int) -> int:
+    """Mark the manifests ``which`` selects as applied at ``now``, stamped with a new ``placement``."""
+    if not conn.scalar(select(func.count()).select_from(Manifest).where(which)):
+        return 0
+    rev = _next_placement(conn)
+    return int(conn.execute(update(Manifest).where(which).values(applied_at=now, placement_rev=rev)).rowcount)
+
+
+def _next_placement(conn: Connection) -> int:
+    """Bump ``placement`` and return its new value, to stamp the manifests this transaction changes.
+
+    The counter's row stays locked until the transaction ends, so stamps
+    become visible in counter order: a reader that saw the counter at ``v``
+    finds every change up to ``v`` with :func:`placement_changes`.
+    """
+    bump(conn, "placement")
+    return counters(conn, ("placement",))[0]
+
+
+def placement_changes(conn: Connection, since: int, until: int) -> list[int]:
+    """Appliances whose servable titles changed after the ``placement`` counter was ``since`` and up to
+    ``until`` (a fill or an applied manifest), sorted."""
+    return list(
+        conn.scalars(
+            select(Manifest.appliance_id)
+            .where(Manifest.placement_rev > since, Manifest.placement_rev <= until)
+            .distinct()
+            .order_by(Manifest.appliance_id)
+        )
+    )
 
 
 def record_fill(
@@ -500,6 +529,7 @@ def record_fill(
 ) -> int:
     """Store a site's fill: the new holdings, one manifest per appliance; returns the fill id."""
     titles = int(np.unique(np.concatenate([*plan.values(), np.empty(0, np.int64)])).size)
+    rev = _next_placement(conn)
     fill_id = conn.execute(
         insert(Fill).values(
             site_id=site_id,
@@ -516,7 +546,13 @@ def record_fill(
         conn.execute(
             insert(Manifest),
             [
-                {"fill_id": fill_id, "appliance_id": a, "add": add.tolist(), "delete": d.tolist()}
+                {
+                    "fill_id": fill_id,
+                    "appliance_id": a,
+                    "add": add.tolist(),
+                    "delete": d.tolist(),
+                    "placement_rev": rev,
+                }
                 for a, add, d in manifests
             ],
         )
@@ -526,8 +562,7 @@ def record_fill(
             insert(Holding),
             [{"appliance_id": a, "titles": encode_titles(t), "updated_at": now} for a, t in plan.items()],
         )
-    bump(conn, "placement")
-    return int(fill_id)
+    return int(fill_id)  # every appliance of the plan has a manifest, stamped
 
 
 def latest_manifest(conn: Connection, appliance_id: int) -> dict[str, Any] | None:

@@ -319,3 +319,5 @@ class Manifest(Base):
     add: Mapped[list[int]] = mapped_column(JSON)
     delete: Mapped[list[int]] = mapped_column(JSON)
     applied_at: Mapped[int | None] = mapped_column(BigInteger)
+    placement_rev: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
+    """The ``placement`` counter's value when this manifest was written or last applied."""
