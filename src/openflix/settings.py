@@ -19,6 +19,8 @@ variable                     meaning                                      defaul
 ``OPENFLIX_HEALTH_STALE_S``  a health report older than this is unknown   ``300``
 ``OPENFLIX_URL_KEYS``       URL signing keys ``id:hex,…``; first signs   a generated local key file
 ``OPENFLIX_URL_TTL_S``       how long a signed playback URL is valid (s)  ``21600``
+``OPENFLIX_ORIGIN_URL``      the origin's root, when no appliance can     ``https://origin.openflix.example/v1``
+                             serve (its URLs signed for appliance 0)
 ``OPENFLIX_TITLE_GB``       storage one title takes on an appliance, GB  ``100``
 ``OPENFLIX_FILL``            fill each site in its window, or ``off``     ``on``
 ===========================  ===========================================  ==========================
@@ -66,6 +68,7 @@ class Settings:
     health_stale_s: float = 300.0
     url_keys: str = ""
     url_ttl_s: float = 21_600.0
+    origin_url: str = "https://origin.openflix.example/v1"
     title_gb: float = 100.0
     fill: str = "on"
 

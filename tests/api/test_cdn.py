@@ -293,6 +293,25 @@ def test_steering_prefers_the_clients_isp_and_signs_for_the_client(cdn: Served) 
     assert verified.title_id == title
     with pytest.raises(SignatureError):
         verify_url(choice["url"], "10.200.0.1", int(time.time()), keys, appliance_id=choice["appliance_id"])
+    assert body["origin"] == 0 and body["origin_url"] is None
+
+
+def test_a_title_no_appliance_holds_goes_to_the_origin_with_a_signed_url(cdn: Served) -> None:
+    from openflix.cdn.signing import ORIGIN
+    from openflix.store.schema import Title
+
+    ip, _ = _embedded_ip(cdn)
+    with cdn.platform.engine.begin() as conn:  # a title added after the last fill: no appliance has it
+        title = int(conn.scalar(select(func.max(Title.id)))) + 1
+        conn.execute(insert(Title).values(id=title, name="Premiere", year=2026, genres="Drama"))
+    body = cdn.get(f"/cdn/steer?ip={ip}&title={title}", cdn.member).json
+    assert body["origin"] == 1 and body["choices"] == []
+    url = body["origin_url"]
+    assert url.startswith(cdn.platform.settings.origin_url + f"/{title}?")
+    keys, now = cdn.platform.steering.keys, int(time.time())
+    assert verify_url(url, ip, now, keys, appliance_id=ORIGIN).title_id == title
+    with pytest.raises(SignatureError):  # the origin's URL is the client's, like any other
+        verify_url(url, "10.200.0.1", now, keys, appliance_id=ORIGIN)
 
 
 def test_a_drained_appliance_is_skipped_at_once_and_the_next_fill_plans_around_it(cdn: Served) -> None:

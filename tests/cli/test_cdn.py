@@ -35,6 +35,7 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
     # before any report, every appliance is unknown: steering sends the client to the origin
     before = run(cli, ["cdn", "steer", "10.1.0.9", str(int(store_data.item_ids[0]))])
     assert before.exit_code == 0 and "-> origin" in before.output
+    assert "origin    https://origin.openflix.example/v1/" in before.output  # a signed URL there
     assert run(cli, ["cdn", "fleet", "--once", "--quiet"]).exit_code == 0
     r = run(cli, ["cdn", "fill", "--site", "ix-nyc"])
     assert r.exit_code == 0, r.output

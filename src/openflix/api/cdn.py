@@ -332,7 +332,7 @@ def manifest_applied(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:
 @bp.output(c.SteerOut)
 @bp.doc(responses={404: "Unknown title", 422: "Malformed IP address"})
 def steer(query: dict[str, Any]) -> dict[str, Any]:
-    """Where a client plays a title: up to ``n`` signed URLs, best first; none means the origin.
+    """Where a client plays a title: up to ``n`` signed URLs, best first; none: the origin's URL.
 
     Embedded appliances of the client's ISP first, then exchange sites of its
     region, then other regions; only active, healthy appliances that hold
@@ -346,6 +346,7 @@ def steer(query: dict[str, Any]) -> dict[str, Any]:
         "region": d.region,
         "isp": d.isp,
         "origin": int(d.origin),
+        "origin_url": result.origin_url,
         "expires": result.expires,
         "choices": [
             {"appliance_id": ch.appliance_id, "hostname": ch.hostname, "tier": str(ch.tier), "url": url}

@@ -243,6 +243,10 @@ class SteerOut(Schema):
     region = String(required=True)
     isp = String(allow_none=True)
     origin = Integer(required=True, metadata={"description": "1 when no appliance holds the title"})
+    origin_url = String(
+        allow_none=True,
+        metadata={"description": "with origin 1: the origin's signed URL (for appliance 0); else null"},
+    )
     expires = Integer(required=True, metadata={"description": "Unix seconds"})
     choices = List(Nested(SteerChoice), required=True)
 

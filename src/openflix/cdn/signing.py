@@ -44,6 +44,7 @@ from openflix.cdn.prefixes import normalize_ip
 from openflix.errors import ConfigError, DataError, OpenflixError
 
 __all__ = [
+    "ORIGIN",
     "SignatureError",
     "SignedRequest",
     "SigningKeys",
@@ -52,6 +53,8 @@ __all__ = [
     "verify_url",
 ]
 
+ORIGIN = 0
+"""The appliance id the origin's URLs are signed for (appliances are numbered from 1)."""
 MIN_SECRET_BYTES = 32
 """Shortest secret accepted: HMAC-SHA256 gains nothing from keys beyond its 32-byte output."""
 

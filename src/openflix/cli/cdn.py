@@ -79,6 +79,7 @@ def steer(ip: str, title: int, n: int) -> None:
     click.echo(f"client {d.ip}: region {d.region}, ISP {d.isp or '-'}")
     if d.origin:
         click.echo(f"title {title}: no healthy appliance holds it -> origin")
+        click.echo(f"{'origin':9} {result.origin_url}")
     for choice, url in zip(d.choices, result.urls, strict=True):
         click.echo(f"{choice.tier:9} {url}")
 

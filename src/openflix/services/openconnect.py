@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
-from openflix.cdn.signing import SigningKeys, sign_url
+from openflix.cdn.signing import ORIGIN, SigningKeys, sign_url
 from openflix.cdn.steering import Decision, Health, Steering
 from openflix.cdn.topology import DocPath, ModelDoc, Topology, parse
 from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
@@ -278,6 +278,8 @@ class SteerResult:
     decision: Decision
     urls: tuple[str, ...]
     expires: int
+    origin_url: str | None = None
+    """When no appliance can serve: the origin's URL, signed for :data:`~openflix.cdn.signing.ORIGIN`."""
 
 
 class _Snapshot:
@@ -410,7 +412,13 @@ class SteeringService:
             sign_url(f"https://{c.hostname}/v1", title_id, c.appliance_id, client, expires, keys)
             for c in decision.choices
         )
-        return SteerResult(decision, urls, expires)
+        origin = None
+        if decision.origin:
+            try:
+                origin = sign_url(self.settings.origin_url, title_id, ORIGIN, client, expires, keys)
+            except DataError as exc:  # the setting, not the request
+                raise ConfigError(f"OPENFLIX_ORIGIN_URL: {exc}") from None
+        return SteerResult(decision, urls, expires, origin)
 
 
 _NOTHING = np.empty(0, dtype=np.int64)
