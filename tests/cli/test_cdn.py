@@ -55,6 +55,20 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
     assert "ISP Northwind" in steered.output and "https://" in steered.output
     assert "-> origin" not in steered.output and "northwind-bos" in steered.output, steered.output
 
+    # the appliance's check, from the command line
+    url = re.search(r"https://\S+", steered.output).group(0)  # type: ignore[union-attr]
+    appliance = re.search(r"[?&]a=(\d+)", url).group(1)  # type: ignore[union-attr]
+    ok = run(cli, ["cdn", "verify", url, "--ip", "10.1.0.9", "--appliance", appliance])
+    assert ok.exit_code == 0 and f"valid: title {title} from appliance {appliance}" in ok.output, ok.output
+    tampered = url.replace(f"/{title}?", f"/{int(title) + 1}?")
+    for args in (
+        [url, "--ip", "10.1.0.10", "--appliance", appliance],  # another client
+        [url, "--ip", "10.1.0.9", "--appliance", str(int(appliance) + 1)],  # another appliance
+        [tampered, "--ip", "10.1.0.9", "--appliance", appliance],
+    ):
+        bad = run(cli, ["cdn", "verify", *args])
+        assert bad.exit_code == 2 and bad.output.startswith("error: ") and "Traceback" not in bad.output, args
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -84,6 +84,28 @@ def steer(ip: str, title: int, n: int) -> None:
         click.echo(f"{choice.tier:9} {url}")
 
 
+@cdn.command("verify")
+@click.argument("url")
+@click.option("--ip", "client_ip", required=True, help="The client address the request came from.")
+@click.option(
+    "--appliance", "appliance_id", type=click.IntRange(0, 2**31 - 1), required=True,
+    help="The appliance checking it (0: the origin).",
+)  # fmt: skip
+def verify(url: str, client_ip: str, appliance_id: int) -> None:
+    """Check a playback URL as the appliance would: exit 0 with what it grants, or 2 with why not."""
+    from datetime import UTC, datetime
+
+    from openflix.cdn.signing import verify_url
+
+    steering = _platform().steering
+    granted = verify_url(url, client_ip, int(time.time()), steering.keys, appliance_id=appliance_id)
+    until = datetime.fromtimestamp(granted.expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    click.echo(
+        f"valid: title {granted.title_id} from appliance {granted.appliance_id} for {client_ip}, "
+        f"until {until} (key {granted.key_id})"
+    )
+
+
 @cdn.command("fill")
 @click.option("--site", default=None, help="One site (default: every site, exchange sites first).")
 @click.option("--day", default=None, help="The local day filled, YYYY-MM-DD (default: the data's today).")
