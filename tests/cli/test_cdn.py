@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from openflix.cli import cli
 from openflix.recs.data import Interactions
@@ -128,6 +129,43 @@ def test_sites_are_due_in_their_own_local_window(env: dict[str, str]) -> None:
     west = dict(due_sites(engine, datetime(2026, 1, 15, 14, 30, tzinfo=UTC)))
     assert west.get("sierra-lax") == "2026-01-15" and "northwind-bos" not in west
     engine.dispose()
+
+
+def test_the_fill_clock_submits_the_sites_in_their_window_under_their_job_ids_and_stops(
+    env: dict[str, str],
+) -> None:
+    import threading
+    import time
+
+    from openflix.errors import NotFoundError
+    from openflix.services.fill import start_fill_clock
+    from openflix.services.platform import Platform
+    from openflix.store.schema import JobRecord
+
+    assert CliRunner().invoke(cli, ["cdn", "import", str(SAMPLE)]).exit_code == 0
+    platform = Platform()
+    stop = threading.Event()
+    at = datetime(2026, 1, 15, 7, 30, tzinfo=UTC)  # ix-nyc's window (see above), not ix-tyo's
+    thread = start_fill_clock(platform, interval=0.02, stop=stop, clock=lambda: at)
+    assert thread is not None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                job = platform.jobs.get("fill-ix-nyc-2026-01-15")
+                break
+            except NotFoundError:
+                assert time.monotonic() < deadline, "the clock never submitted ix-nyc's fill"
+                time.sleep(0.02)
+        assert job.kind == "fill" and job.params == {"site": "ix-nyc", "day": "2026-01-15"}
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()  # stopped
+    with platform.engine.connect() as conn:
+        ids = list(conn.scalars(select(JobRecord.id).where(JobRecord.kind == "fill")))
+    assert "fill-ix-nyc-2026-01-15" in ids and not any("ix-tyo" in i for i in ids)  # outside its window
+    platform.close()
 
 
 def test_an_embedded_site_waits_for_its_source_exchange_sites_fill(env: dict[str, str]) -> None:

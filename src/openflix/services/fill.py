@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -410,19 +410,27 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     ]
 
 
-def start_fill_clock(platform: Platform, interval: float = 60.0) -> threading.Thread | None:
+def start_fill_clock(
+    platform: Platform,
+    interval: float = 60.0,
+    *,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> threading.Thread | None:
     """Every ``interval`` s, submit ``fill-<site>-<local day>`` for each site inside its fill window.
 
-    ``OPENFLIX_FILL=off`` turns the clock off (``None``).
+    ``OPENFLIX_FILL=off`` turns the clock off (``None``).  Setting ``stop``
+    ends the thread; ``clock`` gives the time (UTC now by default).
     """
     if platform.settings.fill.strip().lower() == "off":
         return None
-    stop = threading.Event()
+    stop = stop or threading.Event()
+    now = clock or (lambda: datetime.now(UTC))
 
     def loop() -> None:
         while not stop.wait(interval):
             try:
-                for site, day in due_sites(platform.engine, datetime.now(UTC)):
+                for site, day in due_sites(platform.engine, now()):
                     platform.jobs.submit("fill", {"site": site, "day": day}, job_id=f"fill-{site}-{day}")
             except Exception:
                 log.exception("could not submit the fills that are due")
