@@ -635,3 +635,30 @@ def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliance
     apply_pending(engine)
     same_as_a_whole_read()
     _patch(cdn, f"/cdn/appliances/{drained}", cdn.admin, json={"status": "active"})
+
+
+def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> None:
+    """Past COPY_MAX_AGE the whole placement is read again off the request path, then swapped in."""
+    import dataclasses
+
+    from openflix.services.openconnect import _holders
+    from openflix.store.cdn import servable
+
+    engine, service = cdn.platform.engine, cdn.platform.steering
+    service.snapshot()
+    old = service._placement
+    assert old is not None
+    # as if read two minutes ago, and missing a title an appliance got around the store
+    holders = dict(old.holders)
+    title = next(iter(holders))
+    del holders[title]
+    service._placement = dataclasses.replace(old, holders=holders, read_at=old.read_at - 120.0)
+    service._snapshot = None
+    service.snapshot()  # answered from the old copy, which starts the read
+    assert service.rereader is not None
+    service.rereader.join(30)
+    fresh = service._placement
+    assert fresh.read_at > old.read_at
+    with engine.connect() as conn:
+        assert fresh.holders == _holders(servable(conn))
+    assert title in service.snapshot()._holders  # the snapshot in use was given the fresh copy

@@ -15,6 +15,7 @@ seconds, so load headroom and stale reports are followed too.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -67,13 +68,16 @@ __all__ = [
     "update_component",
 ]
 
+log = logging.getLogger("openflix.cdn")
+
 HEALTHY = ("ok", "degraded")
 """Worst-component states steering still sends playbacks to (a degraded disk still serves)."""
 SNAPSHOT_MAX_AGE = 5.0
 """Seconds a steering snapshot is used at most, even when nothing was changed through the store."""
 COPY_MAX_AGE = 60.0
 """Seconds a process keeps its copy of the placement or of the inventory document at most, even when
-the change counters say nothing changed (a change made around the store is seen within this)."""
+the change counters say nothing changed (a change made around the store is seen within this; the
+placement is then read again in the background, so within this plus that read)."""
 KEY_FILE = "openflix-url-keys"
 """Where the embedded default keeps its generated URL signing key (working directory, mode 0600)."""
 
@@ -314,6 +318,8 @@ class SteeringService:
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._placement: _Placement | None = None
+        self.rereader: threading.Thread | None = None
+        """The background thread reading the whole placement again, while it runs."""
         self._keys: SigningKeys | None = None
 
     @property
@@ -351,16 +357,41 @@ class SteeringService:
         return snap
 
     def _advance_placement(self, rev: int) -> _Placement:
-        """The placement at counter value ``rev``: read whole at first or when too old, else advanced
-        by reading again only the appliances whose manifests changed since."""
+        """The placement at counter value ``rev``: read whole the first time, then advanced by reading
+        again only the appliances whose manifests changed since; older than ``COPY_MAX_AGE``, it is
+        read whole again in the background (:meth:`_reread`), off the request path."""
         placement = self._placement
         with translating(self.engine), self.engine.connect() as conn:
-            if placement is None or time.monotonic() - placement.read_at > COPY_MAX_AGE:
+            if placement is None:
                 placement = _Placement.read(conn, rev)
             elif placement.rev != rev:
                 placement = placement.advance(conn, rev)
         self._placement = placement
+        if time.monotonic() - placement.read_at > COPY_MAX_AGE and (
+            self.rereader is None or not self.rereader.is_alive()
+        ):
+            self.rereader = threading.Thread(target=self._reread, name="openflix-placement", daemon=True)
+            self.rereader.start()
         return placement
+
+    def _reread(self) -> None:
+        """Read every appliance's titles again (a change made around the store shows within
+        ``COPY_MAX_AGE`` plus this read), caught up with what was advanced meanwhile, and swap it in."""
+        try:
+            with translating(self.engine), self.engine.connect() as conn:
+                rev = store.counters(conn, ("placement",))[0]  # before the titles: they are at least this new
+                fresh = _Placement.read(conn, rev)
+                with self._lock:
+                    current = self._placement
+                    if current is not None and current.rev > fresh.rev:
+                        fresh = fresh.advance(conn, current.rev)
+                    self._placement = fresh
+                    snap = self._snapshot
+                    if snap is not None:
+                        steering = snap.steering.with_placement(fresh.holders)
+                        self._snapshot = _Snapshot(steering, snap.counters, snap.built, snap.titles)
+        except Exception:  # the next request tries again; steering goes on with what it has
+            log.exception("could not read the placement again")
 
     def _build(self, counters: tuple[int, ...]) -> Steering:
         now = time.time()
