@@ -13,6 +13,7 @@ region owns ``172.<16+r>.0.0/16`` for clients no ISP announces.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,9 @@ def build() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    out = Path(argv[0]) if argv else Path(__file__).with_name("topology.yaml")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, default=Path(__file__).with_name("topology.yaml"))
+    out = parser.parse_args(argv).out
     header = "# The sample Open Connect topology; written by data/make_topology.py.\n"
     out.write_text(header + yaml.safe_dump(build(), sort_keys=False, default_flow_style=None, width=110))
     print(f"wrote {out}")

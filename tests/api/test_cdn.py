@@ -605,7 +605,13 @@ def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliance
     from openflix.store.cdn import servable
 
     engine, service = cdn.platform.engine, cdn.platform.steering
-    service.snapshot()
+    site = "thames-lon"
+    apps = cdn.get(f"/cdn/appliances?site={site}&status=active", cdn.operator).json["items"]
+    drained = apps[0]["id"]
+    assert (
+        _patch(cdn, f"/cdn/appliances/{drained}", cdn.admin, json={"status": "draining"}).status_code == 200
+    )
+    service.snapshot()  # an inventory change: read whole
     first = service._placement
     assert first is not None
 
@@ -619,12 +625,6 @@ def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliance
         assert all(np.array_equal(now.servable[a], whole[a]) for a in whole)
         assert now.holders == _holders(whole)
 
-    site = "thames-lon"
-    apps = cdn.get(f"/cdn/appliances?site={site}&status=active", cdn.operator).json["items"]
-    drained = apps[0]["id"]
-    assert (
-        _patch(cdn, f"/cdn/appliances/{drained}", cdn.admin, json={"status": "draining"}).status_code == 200
-    )
     report = fill_site(engine, site, title_gb=100.0, stale_s=300)  # its titles planned on the others
     same_as_a_whole_read()
     other = apps[1]["id"]
@@ -662,3 +662,31 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     with engine.connect() as conn:
         assert fresh.holders == _holders(servable(conn))
     assert title in service.snapshot()._holders  # the snapshot in use was given the fresh copy
+
+
+def test_an_appliance_removed_and_another_added_in_its_place_is_seen_at_once(cdn: Served) -> None:
+    """Holdings change without a manifest when the inventory does, and on SQLite a new appliance takes
+    the id of the newest one removed: the placement is read whole, so no client is sent to an empty one."""
+    ip, _ = _embedded_ip(cdn)
+    engine, site = cdn.platform.engine, "northwind-bos"  # ip is announced to it
+    model = cdn.get(f"/cdn/appliances?site={site}&limit=1", cdn.operator).json["items"][0]["model"]
+
+    def add(serial: str) -> int:
+        body = {"serial": serial, "site": site, "model": model, "hostname": f"{serial.lower()}.example"}
+        r = cdn.post("/cdn/appliances", cdn.admin, json=body)
+        assert r.status_code == 201, r.json
+        report_health(engine, r.json["id"], load=0.0, served_gbps=0.0, components={}, stale_s=300)
+        return int(r.json["id"])
+
+    old = add("GONE-1")  # the newest appliance: unloaded, so ranked first where it holds a title
+    fill_site(engine, site, title_gb=100.0, stale_s=300)
+    apply_pending(engine)
+    with engine.connect() as conn:
+        title = int(holdings(conn)[old][0])
+    steer = f"/cdn/steer?ip={ip}&title={title}&n=10"
+    assert old in [c["appliance_id"] for c in cdn.get(steer, cdn.operator).json["choices"]]
+    assert _delete(cdn, f"/cdn/appliances/{old}", cdn.admin).status_code == 204
+    new = add("NEW-2")
+    chosen = [c["appliance_id"] for c in cdn.get(steer, cdn.operator).json["choices"]]
+    assert chosen and new not in chosen, (old, new, chosen)  # it holds nothing yet, whatever its id
+    assert _delete(cdn, f"/cdn/appliances/{new}", cdn.admin).status_code == 204

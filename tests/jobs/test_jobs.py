@@ -81,6 +81,7 @@ def test_a_job_with_bad_input_fails_for_good_with_the_reason(tmp_path: Path) -> 
             "params.model: not a parameter of the evaluate job",
         ),
         ({"kind": "import", "params": {}}, "params.path: an import job needs"),
+        ({"kind": "evaluate", "params": {"models": [["x"]]}}, "params.models: expected model names"),
     ):
         r = client.post("/jobs", json=body, headers=headers)
         assert r.status_code == 422 and message in r.get_json()["detail"], (body, r.get_json())

@@ -56,3 +56,15 @@ def test_a_renewal_replaces_a_stale_value_and_counts_a_generation_only_when_it_c
     _wait(lambda: "k" not in home._renewing)
     home.ttl = 60.0
     assert home._cached("k", lambda: [9]) == ([2], 1)
+
+
+def test_a_value_read_while_the_caches_are_forgotten_is_used_once_not_kept(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'home.db'}")
+    home = HomeService(engine, holder=None, ttl=60.0)  # type: ignore[arg-type]
+
+    def read_then_forgotten() -> str:  # the first read of a key races a forget
+        home.forget()
+        return "read before the forget"
+
+    assert home._cached("k", read_then_forgotten) == ("read before the forget", 0)
+    assert home._cached("k", lambda: "after") == ("after", 0)

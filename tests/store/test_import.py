@@ -190,3 +190,24 @@ def test_change_counters_lose_no_increment_when_writers_race(database_url: str) 
     with engine.connect() as conn:
         assert not errors and int(store.meta(conn, "inventory")) == start + 90
     engine.dispose()
+
+
+def test_a_fill_that_leaves_an_appliance_without_a_manifest_is_refused(database_url: str) -> None:
+    """Serving processes learn which appliances to read again from the manifests alone."""
+    from openflix.cdn.topology import load_file
+    from openflix.services.openconnect import import_topology
+    from openflix.settings import Settings
+    from openflix.store import cdn as store
+
+    engine = connect(database_url)
+    upgrade(engine)
+    import_topology(engine, load_file(Settings().topology))
+    with engine.begin() as conn:
+        a, b = store.appliance_rows(conn)[:2]
+        plan = {a.id: np.array([1], dtype=np.int64), b.id: np.array([2], dtype=np.int64)}
+        with pytest.raises(ValueError, match=rf"appliances \[{b.id}\] are planned without a manifest"):
+            store.record_fill(
+                conn, site_id=a.site_id, day="2026-01-01", source="origin", plan=plan,
+                manifests=[(a.id, plan[a.id], np.empty(0, np.int64))], now=0,
+            )  # fmt: skip
+    engine.dispose()

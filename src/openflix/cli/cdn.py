@@ -137,7 +137,7 @@ def fill(site: str | None, day: str | None) -> None:
 @cdn.command("fleet")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.0),
+    type=click.FloatRange(min=0.1),
     default=60.0,
     show_default=True,
     help="Seconds between reports.",

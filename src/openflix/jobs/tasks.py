@@ -116,6 +116,8 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
         raise DataError("params.path: an import job needs the dataset file or folder")
     models = [params["model"]] if "model" in params else list(params.get("models", []))
     for name in models:
+        if not isinstance(name, str):
+            raise DataError(f"params.models: expected model names (strings), got {name!r}")
         if name not in MODELS:
             raise DataError(
                 f"params.model: unknown model {name!r} (expected one of {', '.join(sorted(MODELS))})"
@@ -124,7 +126,7 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
         raise DataError(f"params.split: expected temporal or random, got {params['split']!r}")
     if kind == "fill":
         _fill_day(params)
-        if "site" in params:
+        if params.get("site"):  # empty: every site, as the run reads it
             from openflix.store.schema import Site
 
             with translating(platform.engine), platform.engine.connect() as conn:

@@ -390,13 +390,15 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day).
 
     An embedded site whose source exchange site is itself due waits for it
-    (it is left out until that fill is recorded or that window closes), so an
-    embedded site never copies what its exchange is about to replace.
+    during the first half of its own window (so it copies the new plan, not
+    yesterday's), and no longer: an exchange whose fill fails or finds no
+    usable appliance records nothing, and must not hold its sites all night.
     """
     with translating(engine), engine.connect() as conn:
         sites = conn.execute(select(SiteTable)).all()
         done = set(conn.execute(select(Fill.site_id, Fill.day)).all())
     pending: dict[str, str] = {}
+    patient: set[str] = set()  # in the first half of their window
     for s in sites:
         local = now.astimezone(ZoneInfo(s.timezone))
         start, end = _window(s.fill_window)
@@ -405,8 +407,12 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
         day = (local - timedelta(days=1)).date() if start > end and minutes < end else local.date()
         if inside and (s.id, day.isoformat()) not in done:
             pending[s.name] = day.isoformat()
+            if (minutes - start) % (24 * 60) < ((end - start) % (24 * 60) or 24 * 60) / 2:
+                patient.add(s.name)
     return [
-        (s.name, pending[s.name]) for s in sites if s.name in pending and source_of(s, sites) not in pending
+        (s.name, pending[s.name])
+        for s in sites
+        if s.name in pending and not (s.name in patient and source_of(s, sites) in pending)
     ]
 
 

@@ -112,7 +112,9 @@ class HomeService:
         """Built pages and the monotonic time each expires."""
         self._renewing: set[Any] = set()
         self._epoch = 0
-        """Bumped by :meth:`forget`: a renewal started before it does not write its value back."""
+        """Bumped by :meth:`forget`: a value read before it is not kept after it."""
+        self._forgetting = threading.Lock()
+        """Makes a forget and the keeping of a value read before it one after the other."""
         self.reader = reader or HotReader(engine)
         """The member read of every request goes through it."""
 
@@ -125,21 +127,24 @@ class HomeService:
         """
         hit = self._cache.get(key)
         now = time.monotonic()
+        epoch = self._epoch
         if hit is None:
             value = make()
-            self._cache[key] = (now, value, 0)
+            with self._forgetting:
+                if self._epoch == epoch:  # else forgotten meanwhile: used once, not kept
+                    self._cache[key] = (now, value, 0)
             return value, 0
         if now - hit[0] >= (self.ttl if ttl is None else ttl) and key not in self._renewing:
             self._renewing.add(key)
-            epoch = self._epoch
 
             def renew() -> None:
                 try:
                     new = make()
-                    if self._epoch != epoch:  # forgotten meanwhile: what was read may be older than that
-                        return
-                    _, old, generation = self._cache.get(key, hit)
-                    self._cache[key] = (time.monotonic(), new, generation + (not _same(new, old)))
+                    with self._forgetting:
+                        if self._epoch != epoch:  # forgotten meanwhile: what was read may be older
+                            return
+                        _, old, generation = self._cache.get(key, hit)
+                        self._cache[key] = (time.monotonic(), new, generation + (not _same(new, old)))
                 except Exception:
                     pass
                 finally:
@@ -209,8 +214,9 @@ class HomeService:
         """
         self._pages.clear()
         if not pages_only:
-            self._epoch += 1
-            self._cache.clear()
+            with self._forgetting:
+                self._epoch += 1
+                self._cache.clear()
 
     def warm_up(self) -> None:
         """Load the production model, run its scoring once, fill every region's caches — before traffic."""

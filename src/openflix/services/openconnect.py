@@ -85,7 +85,9 @@ KEY_FILE = "openflix-url-keys"
 def import_topology(engine: Engine, topo: Topology) -> store.SyncReport:
     """Make the stored inventory equal to ``topo``, in one transaction."""
     with translating(engine), _unique_swaps(), engine.begin() as conn:
-        store.bump(conn, "inventory")  # takes the write lock first: concurrent changes queue, none is lost
+        # takes the write locks first: concurrent changes queue, none is lost; ``placement`` before any
+        # appliance row, in the order fills and applied manifests take it (no deadlock with them)
+        store.bump(conn, "inventory", "placement")
         return store.sync_topology(conn, topo)
 
 
@@ -124,7 +126,7 @@ def change_topology(
     there reads ``body.timezone`` rather than ``inventory: sites[56].timezone``.
     """
     with translating(engine), _unique_swaps(), engine.begin() as conn:
-        store.bump(conn, "inventory")
+        store.bump(conn, "inventory", "placement")  # the locks first, as in import_topology
         doc = store.read_topology(conn).to_document()
         result = change(doc)
         topo = parse(doc, source="inventory", roots=roots(doc) if roots is not None else None)
@@ -346,7 +348,7 @@ class SteeringService:
                         and now - snap.built <= SNAPSHOT_MAX_AGE
                     ):
                         # only the placement moved (a fill, a manifest applied): the rest stands
-                        placement = self._advance_placement(counters[2])
+                        placement = self._advance_placement(counters[2], counters[0])
                         steering = snap.steering.with_placement(placement.holders)
                         snap = _Snapshot(steering, counters, snap.built, snap.titles)
                     else:
@@ -356,16 +358,16 @@ class SteeringService:
                     self._snapshot = snap
         return snap
 
-    def _advance_placement(self, rev: int) -> _Placement:
+    def _advance_placement(self, rev: int, inventory: int) -> _Placement:
         """The placement at counter value ``rev``: read whole the first time, then advanced by reading
         again only the appliances whose manifests changed since; older than ``COPY_MAX_AGE``, it is
         read whole again in the background (:meth:`_reread`), off the request path."""
         placement = self._placement
         with translating(self.engine), self.engine.connect() as conn:
             if placement is None:
-                placement = _Placement.read(conn, rev)
-            elif placement.rev != rev:
-                placement = placement.advance(conn, rev)
+                placement = _Placement.read(conn, rev, inventory)
+            elif placement.rev != rev or placement.inventory != inventory:
+                placement = placement.advance(conn, rev, inventory)
         self._placement = placement
         if time.monotonic() - placement.read_at > COPY_MAX_AGE and (
             self.rereader is None or not self.rereader.is_alive()
@@ -379,12 +381,15 @@ class SteeringService:
         ``COPY_MAX_AGE`` plus this read), caught up with what was advanced meanwhile, and swap it in."""
         try:
             with translating(self.engine), self.engine.connect() as conn:
-                rev = store.counters(conn, ("placement",))[0]  # before the titles: they are at least this new
-                fresh = _Placement.read(conn, rev)
+                # the counters before the titles: the titles are at least this new
+                inventory, rev = store.counters(conn, ("inventory", "placement"))
+                fresh = _Placement.read(conn, rev, inventory)
                 with self._lock:
                     current = self._placement
+                    if current is not None and current.inventory != fresh.inventory:
+                        return  # the inventory moved meanwhile: the request path reads it whole
                     if current is not None and current.rev > fresh.rev:
-                        fresh = fresh.advance(conn, current.rev)
+                        fresh = fresh.advance(conn, current.rev, inventory)
                     self._placement = fresh
                     snap = self._snapshot
                     if snap is not None:
@@ -395,7 +400,7 @@ class SteeringService:
 
     def _build(self, counters: tuple[int, ...]) -> Steering:
         now = time.time()
-        placement = self._advance_placement(counters[2])
+        placement = self._advance_placement(counters[2], counters[0])
         with translating(self.engine), self.engine.connect() as conn:
             sites = conn.execute(select(SiteTable)).all()
             rows = store.appliance_rows(conn)
@@ -468,20 +473,28 @@ class _Placement:
     servable: dict[int, npt.NDArray[np.int64]]
     holders: dict[int, frozenset[int]]
     read_at: float
+    inventory: int = 0
+    """The ``inventory`` counter it was read at: an appliance removed, moved or added (its id may be a
+    removed one's, on SQLite) changes holdings without a manifest, so any change reads it whole."""
 
     @classmethod
-    def read(cls, conn: Any, rev: int) -> _Placement:
+    def read(cls, conn: Any, rev: int, inventory: int = 0) -> _Placement:
         """Every appliance's servable titles."""
         servable = store.servable(conn)
-        return cls(rev, servable, _holders(servable), time.monotonic())
+        return cls(rev, servable, _holders(servable), time.monotonic(), inventory)
 
-    def advance(self, conn: Any, rev: int) -> _Placement:
+    def advance(self, conn: Any, rev: int, inventory: int = 0) -> _Placement:
         """The placement at ``rev``: the appliances whose manifests were written or applied since
-        ``self.rev`` read again, the others kept (a whole read when the counter went back — a new
-        database — or when most appliances changed)."""
-        changed = store.placement_changes(conn, self.rev, rev) if rev > self.rev else None
-        if changed is None or len(changed) > max(8, len(self.servable) // 2):
-            return _Placement.read(conn, rev)
+        ``self.rev`` read again, the others kept.  Read whole when the inventory changed (or the
+        database: its counters start elsewhere) or most appliances changed; kept as it is when ``rev``
+        is older than its own (a request that read the counters before another advanced it)."""
+        if inventory != self.inventory:
+            return _Placement.read(conn, rev, inventory)
+        if rev <= self.rev:
+            return self
+        changed = store.placement_changes(conn, self.rev, rev)
+        if len(changed) > max(8, len(self.servable) // 2):
+            return _Placement.read(conn, rev, inventory)
         fresh = store.servable(conn, changed)
         servable, holders = dict(self.servable), dict(self.holders)
         for a in changed:
@@ -498,7 +511,7 @@ class _Placement:
                 servable[a] = new
             else:
                 servable.pop(a, None)
-        return _Placement(rev, servable, holders, self.read_at)
+        return _Placement(rev, servable, holders, self.read_at, inventory)
 
 
 def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:

@@ -527,7 +527,14 @@ def record_fill(
     manifests: Sequence[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]],
     now: int,
 ) -> int:
-    """Store a site's fill: the new holdings, one manifest per appliance; returns the fill id."""
+    """Store a site's fill: the new holdings, one manifest per appliance; returns the fill id.
+
+    Every appliance of ``plan`` needs its manifest (empty when nothing changes): the manifests are
+    how serving processes learn which appliances to read again.
+    """
+    unlisted = set(plan) - {a for a, _, _ in manifests}
+    if unlisted:
+        raise ValueError(f"record_fill: appliances {sorted(unlisted)} are planned without a manifest")
     titles = int(np.unique(np.concatenate([*plan.values(), np.empty(0, np.int64)])).size)
     rev = _next_placement(conn)
     fill_id = conn.execute(
