@@ -690,3 +690,15 @@ def test_an_appliance_removed_and_another_added_in_its_place_is_seen_at_once(cdn
     chosen = [c["appliance_id"] for c in cdn.get(steer, cdn.operator).json["choices"]]
     assert chosen and new not in chosen, (old, new, chosen)  # it holds nothing yet, whatever its id
     assert _delete(cdn, f"/cdn/appliances/{new}", cdn.admin).status_code == 204
+
+
+def test_a_bad_origin_url_setting_is_said_when_steering_starts(cdn: Served) -> None:
+    import dataclasses
+
+    from openflix.errors import ConfigError
+    from openflix.services.openconnect import SteeringService
+
+    for bad in ("origin.example/v1", "ftp://origin.example", "https://origin.example/v1?x=1"):
+        settings = dataclasses.replace(cdn.platform.settings, origin_url=bad)
+        with pytest.raises(ConfigError, match=r"OPENFLIX_ORIGIN_URL: .*http"):
+            SteeringService(cdn.platform.engine, settings)

@@ -50,6 +50,7 @@ __all__ = [
     "SigningKeys",
     "normalize_ip",
     "sign_url",
+    "url_prefix",
     "verify_url",
 ]
 
@@ -179,7 +180,8 @@ def _check_key_id(key_id: object) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _url_prefix(base_url: str) -> str:
+def url_prefix(base_url: str) -> str:
+    """``base_url`` without a trailing ``/``; :class:`DataError` unless it is http(s)://host[/path]."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise DataError(
@@ -216,7 +218,7 @@ def sign_url(
     ``expires`` is Unix seconds, inclusive.  Raises :class:`~openflix.errors.DataError`
     for a malformed base URL, client IP, id or expiry.
     """
-    prefix = _url_prefix(base_url)
+    prefix = url_prefix(base_url)
     title = str(_check_int("title_id", title_id))
     appliance = str(_check_int("appliance_id", appliance_id))
     expiry = str(_check_int("expires", expires))

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
-from openflix.cdn.signing import ORIGIN, SigningKeys, sign_url
+from openflix.cdn.signing import ORIGIN, SigningKeys, sign_url, url_prefix
 from openflix.cdn.steering import Decision, Health, Steering
 from openflix.cdn.topology import DocPath, ModelDoc, Topology, parse
 from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
@@ -315,6 +315,10 @@ class SteeringService:
     def __init__(self, engine: Engine, settings: Settings, *, reader: HotReader | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        try:
+            url_prefix(settings.origin_url)
+        except DataError as exc:  # the setting, not a request: said when the service starts
+            raise ConfigError(f"OPENFLIX_ORIGIN_URL: {exc}") from None
         self.reader = reader or HotReader(engine)
         """Reads the change counters at every decision."""
         self._lock = threading.Lock()
@@ -449,11 +453,8 @@ class SteeringService:
             for c in decision.choices
         )
         origin = None
-        if decision.origin:
-            try:
-                origin = sign_url(self.settings.origin_url, title_id, ORIGIN, client, expires, keys)
-            except DataError as exc:  # the setting, not the request
-                raise ConfigError(f"OPENFLIX_ORIGIN_URL: {exc}") from None
+        if decision.origin:  # the setting was checked when the service started
+            origin = sign_url(self.settings.origin_url, title_id, ORIGIN, client, expires, keys)
         return SteerResult(decision, urls, expires, origin)
 
 
