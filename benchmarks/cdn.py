@@ -188,7 +188,7 @@ def manifest_updates(seed: int, applied: int = 40) -> dict[str, float]:
         for _ in range(3):
             with engine.connect() as conn:
                 t0 = time.perf_counter()
-                _Placement.read(conn, 0)
+                _Placement.read(conn, 0, 0)
                 whole.append(time.perf_counter() - t0)
         after = []
         with engine.connect() as conn:

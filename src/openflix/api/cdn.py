@@ -178,9 +178,7 @@ def components_list(query: dict[str, Any]) -> dict[str, Any]:
     """
     require(Role.OPERATOR)
     filters = {k: v for k, v in query.items() if k not in ("limit", "offset", "appliance")}
-    items = oc.list_components(platform().engine, **filters)
-    if "appliance" in query:  # a filter like the others: an id no appliance has matches nothing
-        items = [i for i in items if i["appliance"] == query["appliance"]]
+    items = oc.list_components(platform().engine, appliance_id=query.get("appliance"), **filters)
     return _page(items, query)
 
 
@@ -193,7 +191,7 @@ def appliance_components(appliance_id: int, query: dict[str, Any]) -> dict[str, 
     """One appliance's components, filtered by kind and status (operator)."""
     require(Role.OPERATOR)
     filters = {k: v for k, v in query.items() if k not in ("limit", "offset")}
-    return _page(oc.list_components(platform().engine, appliance_id=appliance_id, **filters), query)
+    return _page(oc.components_of(platform().engine, appliance_id, **filters), query)
 
 
 @bp.post("/appliances/<int:appliance_id>/components")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,8 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
 _JSON_TYPE = {str: "a string", dict: "an object", bool: "true or false", list: "a list"}
 
 
-def _fill_day(params: dict[str, Any]) -> Any:
-    from datetime import date
-
+def _fill_day(params: dict[str, Any]) -> date | None:
+    """The fill's ``day`` parameter, or ``None`` (the data's today)."""
     try:
         return date.fromisoformat(str(params["day"])) if params.get("day") else None
     except ValueError:

@@ -54,6 +54,7 @@ __all__ = [
     "apply_manifest",
     "apply_pending",
     "change_topology",
+    "components_of",
     "create_component",
     "delete_component",
     "export_topology",
@@ -299,6 +300,10 @@ class _Snapshot:
         self.built = built
         self.titles = titles
 
+    def with_placement(self, placement: _Placement, counters: tuple[int, ...]) -> _Snapshot:
+        """The same snapshot (and age) with another placement, under ``counters``."""
+        return _Snapshot(self.steering.with_placement(placement.holders), counters, self.built, self.titles)
+
 
 class SteeringService:
     """Steering for one process: snapshots rebuilt on change, decisions signed.
@@ -352,9 +357,9 @@ class SteeringService:
                         and now - snap.built <= SNAPSHOT_MAX_AGE
                     ):
                         # only the placement moved (a fill, a manifest applied): the rest stands
-                        placement = self._advance_placement(counters[2], counters[0])
-                        steering = snap.steering.with_placement(placement.holders)
-                        snap = _Snapshot(steering, counters, snap.built, snap.titles)
+                        snap = snap.with_placement(
+                            self._advance_placement(counters[2], counters[0]), counters
+                        )
                     else:
                         with translating(self.engine), self.engine.connect() as conn:
                             titles = frozenset(conn.scalars(select(Title.id)).all())
@@ -395,10 +400,8 @@ class SteeringService:
                     if current is not None and current.rev > fresh.rev:
                         fresh = fresh.advance(conn, current.rev, inventory)
                     self._placement = fresh
-                    snap = self._snapshot
-                    if snap is not None:
-                        steering = snap.steering.with_placement(fresh.holders)
-                        self._snapshot = _Snapshot(steering, snap.counters, snap.built, snap.titles)
+                    if self._snapshot is not None:
+                        self._snapshot = self._snapshot.with_placement(fresh, self._snapshot.counters)
         except Exception:  # the next request tries again; steering goes on with what it has
             log.exception("could not read the placement again")
 
@@ -471,20 +474,20 @@ class _Placement:
     """
 
     rev: int
+    inventory: int
+    """The ``inventory`` counter it was read at: an appliance removed, moved or added (its id may be a
+    removed one's, on SQLite) changes holdings without a manifest, so any change reads it whole."""
     servable: dict[int, npt.NDArray[np.int64]]
     holders: dict[int, frozenset[int]]
     read_at: float
-    inventory: int = 0
-    """The ``inventory`` counter it was read at: an appliance removed, moved or added (its id may be a
-    removed one's, on SQLite) changes holdings without a manifest, so any change reads it whole."""
 
     @classmethod
-    def read(cls, conn: Any, rev: int, inventory: int = 0) -> _Placement:
+    def read(cls, conn: Any, rev: int, inventory: int) -> _Placement:
         """Every appliance's servable titles."""
         servable = store.servable(conn)
-        return cls(rev, servable, _holders(servable), time.monotonic(), inventory)
+        return cls(rev, inventory, servable, _holders(servable), time.monotonic())
 
-    def advance(self, conn: Any, rev: int, inventory: int = 0) -> _Placement:
+    def advance(self, conn: Any, rev: int, inventory: int) -> _Placement:
         """The placement at ``rev``: the appliances whose manifests were written or applied since
         ``self.rev`` read again, the others kept.  Read whole when the inventory changed (or the
         database: its counters start elsewhere) or most appliances changed; kept as it is when ``rev``
@@ -512,7 +515,7 @@ class _Placement:
                 servable[a] = new
             else:
                 servable.pop(a, None)
-        return _Placement(rev, servable, holders, self.read_at, inventory)
+        return _Placement(rev, inventory, servable, holders, self.read_at)
 
 
 def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:
@@ -718,16 +721,15 @@ def list_components(
     kind: str | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every component of the fleet (or of one appliance), filtered by equality on the fields given.
+    """Every component of the fleet, filtered by equality on the fields given (an ``appliance_id``
+    no appliance has matches nothing; :func:`components_of` says it does not exist).
 
     Each is ``{appliance, serial, site, name, kind, status}``, in appliance id
     order and, within an appliance, in its own order (the model's layout:
-    disks, NICs, PSUs).  An unknown ``appliance_id`` is :class:`NotFoundError`.
+    disks, NICs, PSUs).
     """
     inventory = _inventory(engine)
     ids = inventory.ids["appliances"]
-    if appliance_id is not None and appliance_id not in ids.values():
-        raise NotFoundError(f"appliance {appliance_id} does not exist")
     out = [
         {"appliance": ids[a.serial], "serial": a.serial, "site": a.site, **c.__dict__}
         for a in inventory.topology.appliances
@@ -740,9 +742,17 @@ def list_components(
     return sorted(out, key=lambda c: c["appliance"])  # stable: each appliance keeps its order
 
 
+def components_of(engine: Engine, appliance_id: int, **filters: str | None) -> list[dict[str, Any]]:
+    """One appliance's components, filtered as by :func:`list_components`; :class:`NotFoundError` when
+    there is no such appliance."""
+    if appliance_id not in _inventory(engine).ids["appliances"].values():
+        raise NotFoundError(f"appliance {appliance_id} does not exist")
+    return list_components(engine, appliance_id=appliance_id, **filters)
+
+
 def get_component(engine: Engine, appliance_id: int, name: str) -> dict[str, Any]:
     """One component of an appliance; :class:`NotFoundError` when the appliance or the component is not."""
-    found = [c for c in list_components(engine, appliance_id=appliance_id) if c["name"] == name]
+    found = [c for c in components_of(engine, appliance_id) if c["name"] == name]
     if not found:
         raise NotFoundError(f"appliance {appliance_id} has no component {name!r}")
     return found[0]
