@@ -458,6 +458,10 @@ def test_steering_bad_input(cdn: Served) -> None:
     assert cdn.get("/cdn/steer?ip=10.1.2.300&title=1", cdn.operator).status_code == 422
     assert cdn.get("/cdn/steer?ip=10.1.2.3&title=99999999", cdn.operator).status_code == 404
     assert cdn.get("/cdn/steer?title=1", cdn.operator).status_code in (400, 422)
+    r = cdn.get("/cdn/steer?ip=10.1.2.3&title=1&count=5", cdn.operator)  # n is the count
+    assert r.status_code == 422 and "query.count" in r.json["detail"], r.json
+    r = cdn.get("/cdn/topology?fmt=yaml", cdn.operator)
+    assert r.status_code == 422 and "query.fmt" in r.json["detail"], r.json
     r = cdn.get("/cdn/steer?ip=203.0.113.9&title=1", cdn.operator).json  # announced by nobody
     assert r["isp"] is None and r["region"] == "us"
 

@@ -38,6 +38,22 @@ def test_bad_query_values_are_422(served: Served) -> None:
     _problem(served.get("/titles?year=abc", served.member), 422)
 
 
+def test_an_unknown_query_parameter_is_422_naming_it(served: Served) -> None:
+    """A misspelt parameter is refused, not ignored: ``/titles?genres=Drama`` would list every title."""
+    member = served.member_id
+    for path in (
+        "/titles?genres=Drama",
+        "/titles/1/similar?count=5",
+        f"/members/{member}/history?limt=5",
+        f"/members/{member}/home?n=5&rows=3",
+        f"/members/{member}/home?n=5&rows=3",  # the memoized route refuses it every time
+    ):
+        body = _problem(served.get(path, served.operator), 422)
+        name = path.split("?")[1].split("&")[-1].split("=")[0]
+        assert f"query.{name}" in body["detail"], (path, body)
+    assert served.get(f"/members/{member}/home?n=5", served.operator).status_code == 200
+
+
 def test_body_over_the_limit_is_413(served: Served, tmp_path: Path) -> None:
     big = {"events": [{"member_id": 1, "title_id": 1, "kind": "play"}] * 2000}
     with derived_client(served, max_body_mb=0.01) as client:

@@ -55,7 +55,7 @@ TOPOLOGY_OUT: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = {
 
 @bp.get("/topology")
 @bp.auth_required(auth)
-@bp.input(c.TopologyQuery, location="query", arg_name="query")
+@bp.input(c.TopologyQuery, location="query", arg_name="query", unknown=RAISE)
 @bp.doc(responses=TOPOLOGY_OUT)
 def export(query: dict[str, Any]) -> Response:
     """The whole inventory as one topology document (operator)."""
@@ -326,7 +326,7 @@ def manifest_applied(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/steer")
 @bp.auth_required(auth)
-@bp.input(c.SteerQuery, location="query", arg_name="query")
+@bp.input(c.SteerQuery, location="query", arg_name="query", unknown=RAISE)
 @bp.output(c.SteerOut)
 @bp.doc(responses={404: "Unknown title", 422: "Malformed IP address"})
 def steer(query: dict[str, Any]) -> dict[str, Any]:
