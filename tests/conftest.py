@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,12 +100,41 @@ def service_missing(what: str, url: str, exc: BaseException) -> None:
     pytest.skip(message + "; start it or set OPENFLIX_TEST_DATABASE_URL / OPENFLIX_TEST_REDIS_URL")
 
 
+RUN_LOCK = 0x6F70656E666C6978
+"""PostgreSQL advisory lock a test run holds on its test database for as long as it runs."""
+_run_lock: list[Any] = []
+
+
+def _hold_the_test_database(url: str) -> None:
+    """Hold :data:`RUN_LOCK` for the rest of the run, or fail: two runs would empty each other's tables.
+
+    Raises ``sqlalchemy.exc.OperationalError`` when PostgreSQL is not reachable.
+    """
+    import sqlalchemy as sa
+
+    if _run_lock:
+        return
+    engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 3})
+    conn = engine.connect()
+    if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({RUN_LOCK})").scalar():
+        conn.close()
+        pytest.fail(
+            f"another test run is using the PostgreSQL test database {url} (and Redis {REDIS_URL}); "
+            "wait for it, or give this run its own: OPENFLIX_TEST_DATABASE_URL, OPENFLIX_TEST_REDIS_URL",
+            pytrace=False,
+        )
+    conn.commit()
+    _run_lock.append(conn)
+
+
 def fresh_postgres(url: str = PG_URL) -> str:
     """Empty the PostgreSQL test database (schema public) and return its URL."""
     import sqlalchemy as sa
 
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        if url == PG_URL:
+            _hold_the_test_database(url)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
             conn.exec_driver_sql("CREATE SCHEMA public")
@@ -118,6 +149,11 @@ def fresh_redis(url: str = REDIS_URL) -> str:
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    if url == REDIS_URL and not _run_lock:  # the run lock lives in PostgreSQL, when it is there
+        import sqlalchemy as sa
+
+        with contextlib.suppress(sa.exc.OperationalError):
+            _hold_the_test_database(PG_URL)
     try:
         client = Redis.from_url(url, socket_connect_timeout=2)
         client.flushdb()
@@ -142,3 +178,9 @@ def store_data(latest_small: Interactions) -> Interactions:
     top = np.argsort(-counts, kind="stable")[:400]
     keep = np.isin(latest_small.items, top) & (latest_small.users < 80)
     return latest_small.subset(np.flatnonzero(keep)).compact()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Let go of the test database (:data:`RUN_LOCK`)."""
+    while _run_lock:
+        _run_lock.pop().close()
