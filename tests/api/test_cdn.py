@@ -546,6 +546,75 @@ def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn
     assert not set(members) & set(site_members(log, bos, sites, next_day).tolist())
 
 
+def _located_plays(cdn: Served, when: Any, tag: str) -> tuple[int, list[Any], np.ndarray]:
+    """30 plays of a new title by members on Northwind Boston's addresses at ``when``:
+    (the title's index, the sites, the title ids)."""
+    from openflix.store.schema import Member, Site, Title
+
+    engine = cdn.platform.engine
+    with engine.begin() as conn:
+        new = int(conn.scalar(select(func.max(Title.id))) or 0) + 1
+        conn.execute(insert(Title).values(id=new, name=f"New Title {tag}", genres="Drama"))
+        us = select(Member.id).where(Member.region == "us").order_by(Member.id).limit(30)
+        members = list(conn.scalars(us))
+        sites = list(conn.execute(select(Site).order_by(Site.id)).all())
+        titles = np.array(conn.scalars(select(Title.id).order_by(Title.id)).all(), dtype=np.int64)
+    events = [
+        {"member_id": m, "title_id": new, "kind": "play", "timestamp": when.isoformat(),
+         "client_ip": f"10.1.{k}.9", "idempotency_key": f"{tag}-{cdn.backend}-{m}"}
+        for k, m in enumerate(members)
+    ]  # fmt: skip
+    r = cdn.post("/events/bulk", cdn.operator, json={"events": events})
+    assert r.status_code == 200, r.json
+    return int(np.searchsorted(titles, new)), sites, titles
+
+
+def test_the_evening_before_a_sites_local_day_counts_in_its_forecast(cdn: Served) -> None:
+    """Boston's day starts at 05:00 UTC: plays at 23:00 local the evening before are yesterday's, the
+    freshest the fill has (they were dropped with the UTC day they fall in)."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from openflix.services.fill import PlayLog, demand
+    from openflix.store.schema import Event
+
+    engine = cdn.platform.engine
+    with engine.connect() as conn:
+        newest = int(conn.scalar(select(func.max(Event.ts))) or 0)
+    boston = ZoneInfo("America/New_York")
+    day = (datetime.fromtimestamp(newest, boston) + timedelta(days=3)).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=boston)
+    t, sites, titles = _located_plays(cdn, (start - timedelta(hours=1)).astimezone(UTC), "evening")
+    bos = next(s for s in sites if s.name == "northwind-bos")
+    assert bos.timezone == "America/New_York"
+    before = int(start.timestamp())
+    log = PlayLog.load(engine, titles, before, before)
+    assert demand(log, bos, sites, before, titles.size)[t] > 1e-3  # not only the all-time floor
+
+
+def test_a_day_long_after_the_data_ends_is_forecast_from_its_last_plays(cdn: Served) -> None:
+    """The nightly clock fills the real date; on data that ended years ago (MovieLens) the forecast is
+    that of the data's last day, not the all-time floor of an empty 365-day window."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from openflix.services.fill import PlayLog, data_now, demand, planned_day
+    from openflix.store.schema import Event
+
+    engine = cdn.platform.engine
+    with engine.connect() as conn:
+        newest = int(conn.scalar(select(func.max(Event.ts))) or 0)
+    t, sites, titles = _located_plays(cdn, datetime.fromtimestamp(newest, UTC) + timedelta(hours=1), "late")
+    bos = next(s for s in sites if s.name == "northwind-bos")
+    now = data_now(engine)
+    years_later = date.fromtimestamp(now) + timedelta(days=3 * 365)
+    day, before = planned_day(bos, now, years_later)
+    assert day == years_later and before == now  # the forecast ends where the data does
+    log = PlayLog.load(engine, titles, before, before)
+    assert demand(log, bos, sites, before, titles.size)[t] > 1e-3
+    report = fill_site(engine, "northwind-bos", title_gb=100.0, stale_s=300, day=years_later)
+    assert report.day == years_later.isoformat() and report.fill_id is not None
+
+
 def test_components_are_listed_fleet_wide_and_changed_one_at_a_time(cdn: Served) -> None:
     app = cdn.get("/cdn/appliances?status=active&limit=200", cdn.operator).json["items"][-1]
     base = f"/cdn/appliances/{app['id']}/components"

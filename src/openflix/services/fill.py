@@ -7,10 +7,13 @@ one embedded site of their stored region, by member id modulo the region's
 embedded sites (in id order).  An exchange site serves its whole region.
 
 Demand per title is the forecast of :func:`openflix.cdn.forecast.forecast_demand`
-from the site's members' plays, as of the start of the day being filled —
-nothing from that day is used.  "Now" for a dataset is the
-newest event in the store when that is older than the clock (MovieLens
-ends years ago), so the fill follows the data's own calendar.
+from the site's members' plays, as of the site's local start of the day
+being filled — nothing from that day is used; a play's age is counted in
+whole days back from that moment, so the evening before counts as
+yesterday in every time zone.  "Now" for a dataset is the newest event in
+the store when that is older than the clock (MovieLens ends years ago), so
+the fill follows the data's own calendar: a day after the data ends (the
+nightly clock's real date) is forecast from the data's last plays.
 
 Tiers: exchange sites fill from the origin; embedded sites fill from the
 nearest exchange site of their region (great-circle distance), or the
@@ -51,7 +54,7 @@ from openflix.store.schema import Site as SiteTable
 if TYPE_CHECKING:
     from openflix.services.platform import Platform
 
-__all__ = ["FillReport", "PlayLog", "due_sites", "fill_site", "fill_sites", "start_fill_clock"]
+__all__ = ["FillReport", "PlayLog", "due_sites", "fill_site", "fill_sites", "planned_day", "start_fill_clock"]
 
 log = logging.getLogger("openflix.cdn")
 DAY = 86_400
@@ -239,8 +242,8 @@ def demand(
         np.zeros(int(keep.sum()), dtype=np.int64),
         member_index,
         log.title[keep],
-        log.ts[keep] // DAY,
-        day=before // DAY,
+        (log.ts[keep] - before) // DAY,  # days counted back from ``before``: the last 24 h are day -1
+        day=0,
         n_sites=1,
         n_titles=n_titles,
         params=FORECAST,
@@ -280,7 +283,7 @@ def fill_sites(
     if unknown:
         raise NotFoundError(f"site {unknown[0]!r} does not exist")
     now = data_now(engine)
-    starts = {n: _start_of_day(by_name[n], now, day) for n in site_names}
+    starts = {n: planned_day(by_name[n], now, day) for n in site_names}
     if not starts:
         return
     log = PlayLog.load(engine, titles, min(s for _, s in starts.values()), max(s for _, s in starts.values()))
@@ -289,11 +292,17 @@ def fill_sites(
         yield _fill_one(engine, by_name[name], sites, titles, log, local_day, start_of_day, title_gb, stale_s)
 
 
-def _start_of_day(site: Any, now: int, day: date | None) -> tuple[date, int]:
-    """The site's day (``day``, or its local date at ``now``) and when it starts (Unix s)."""
+def planned_day(site: Any, now: int, day: date | None) -> tuple[date, int]:
+    """The site's day (``day``, or its local date at ``now``) and where its forecast's plays end (Unix s):
+    the day's local start, or ``now`` when that comes first.
+
+    ``now`` is :func:`data_now`: a day past the end of the data (the nightly
+    clock's real date on MovieLens, which ends years ago) is forecast from
+    the data's last plays, not from an empty window.
+    """
     zone = ZoneInfo(site.timezone)
     local = day or datetime.fromtimestamp(now, zone).date()
-    return local, int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp())
+    return local, min(now, int(datetime(local.year, local.month, local.day, tzinfo=zone).timestamp()))
 
 
 def _fill_one(
