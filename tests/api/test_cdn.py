@@ -484,39 +484,52 @@ def test_a_fill_job_runs_and_reports(cdn: Served) -> None:
         assert bad.status_code == 422 and message in bad.json["detail"], bad.json
 
 
+def _located_plays(
+    cdn: Served, when: Any, tag: str
+) -> tuple[int, list[Any], np.ndarray, list[dict[str, Any]]]:
+    """30 plays of a new title (nobody played it) by members on Northwind Boston's addresses at
+    ``when``: (the title's index, the sites, the title ids, the events)."""
+    from openflix.store.schema import Member, Site, Title
+
+    engine = cdn.platform.engine
+    with engine.begin() as conn:
+        new = int(conn.scalar(select(func.max(Title.id))) or 0) + 1
+        conn.execute(insert(Title).values(id=new, name=f"New Title {tag}", genres="Drama"))
+        us = select(Member.id).where(Member.region == "us").order_by(Member.id).limit(30)
+        members = list(conn.scalars(us))
+        sites = list(conn.execute(select(Site).order_by(Site.id)).all())
+        titles = np.array(conn.scalars(select(Title.id).order_by(Title.id)).all(), dtype=np.int64)
+    events = [
+        {"member_id": m, "title_id": new, "kind": "play", "timestamp": when.isoformat(),
+         "client_ip": f"10.1.{k}.9", "idempotency_key": f"{tag}-{cdn.backend}-{m}"}
+        for k, m in enumerate(members)
+    ]  # fmt: skip
+    r = cdn.post("/events/bulk", cdn.operator, json={"events": events})
+    assert r.status_code == 200, r.json
+    assert len(members) == 30
+    return int(np.searchsorted(titles, new)), sites, titles, events
+
+
 def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn: Served) -> None:
     """Members whose plays carry addresses belong to the site serving those addresses, not to the
     embedded site their member id would pick; the fill plans that site for their plays."""
     from datetime import UTC, datetime, timedelta
 
     from openflix.services.fill import PlayLog, demand, site_members
-    from openflix.store.schema import Event, Member, Site, Title
+    from openflix.store.schema import Event
 
     engine = cdn.platform.engine
-    with engine.begin() as conn:
-        unplayed = int(conn.scalar(select(func.max(Title.id))) or 0) + 1  # a new title: nobody played it
-        conn.execute(insert(Title).values(id=unplayed, name="A Title Nobody Has Played", genres="Drama"))
-        members = list(
-            conn.scalars(select(Member.id).where(Member.region == "us").order_by(Member.id).limit(30))
-        )
+    with engine.connect() as conn:
         newest = int(conn.scalar(select(func.max(Event.ts))) or 0)
-        sites = list(conn.execute(select(Site).order_by(Site.id)).all())
-        titles = np.array(conn.scalars(select(Title.id).order_by(Title.id)).all(), dtype=np.int64)
-    assert len(members) == 30
+    when = datetime.fromtimestamp(newest, UTC) + timedelta(hours=1)
+    t, sites, titles, events = _located_plays(cdn, when, "located")
+    members = [e["member_id"] for e in events]
+    unplayed = int(titles[t])
     bos = next(s for s in sites if s.name == "northwind-bos")  # announces 10.1.0.0/16
     sea = next(s for s in sites if s.name == "cascade-sea")  # same region, other ISP
-    when = datetime.fromtimestamp(newest, UTC) + timedelta(hours=1)
-    events = [
-        {"member_id": m, "title_id": unplayed, "kind": "play", "timestamp": when.isoformat(),
-         "client_ip": f"10.1.{k}.9", "idempotency_key": f"located-{cdn.backend}-{m}"}
-        for k, m in enumerate(members)
-    ]  # fmt: skip
-    r = cdn.post("/events/bulk", cdn.operator, json={"events": events})
-    assert r.status_code == 200, r.json
     day = (when + timedelta(days=1)).date()
     before = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     log = PlayLog.load(engine, titles, before, before)
-    t = int(np.searchsorted(titles, unplayed))
     at_bos, at_sea = (
         demand(log, bos, sites, before, titles.size),
         demand(log, sea, sites, before, titles.size),
@@ -546,29 +559,6 @@ def test_plays_from_an_isps_addresses_count_at_the_site_it_announces_them_to(cdn
     assert not set(members) & set(site_members(log, bos, sites, next_day).tolist())
 
 
-def _located_plays(cdn: Served, when: Any, tag: str) -> tuple[int, list[Any], np.ndarray]:
-    """30 plays of a new title by members on Northwind Boston's addresses at ``when``:
-    (the title's index, the sites, the title ids)."""
-    from openflix.store.schema import Member, Site, Title
-
-    engine = cdn.platform.engine
-    with engine.begin() as conn:
-        new = int(conn.scalar(select(func.max(Title.id))) or 0) + 1
-        conn.execute(insert(Title).values(id=new, name=f"New Title {tag}", genres="Drama"))
-        us = select(Member.id).where(Member.region == "us").order_by(Member.id).limit(30)
-        members = list(conn.scalars(us))
-        sites = list(conn.execute(select(Site).order_by(Site.id)).all())
-        titles = np.array(conn.scalars(select(Title.id).order_by(Title.id)).all(), dtype=np.int64)
-    events = [
-        {"member_id": m, "title_id": new, "kind": "play", "timestamp": when.isoformat(),
-         "client_ip": f"10.1.{k}.9", "idempotency_key": f"{tag}-{cdn.backend}-{m}"}
-        for k, m in enumerate(members)
-    ]  # fmt: skip
-    r = cdn.post("/events/bulk", cdn.operator, json={"events": events})
-    assert r.status_code == 200, r.json
-    return int(np.searchsorted(titles, new)), sites, titles
-
-
 def test_the_evening_before_a_sites_local_day_counts_in_its_forecast(cdn: Served) -> None:
     """Boston's day starts at 05:00 UTC: plays at 23:00 local the evening before are yesterday's, the
     freshest the fill has (they were dropped with the UTC day they fall in)."""
@@ -584,7 +574,7 @@ def test_the_evening_before_a_sites_local_day_counts_in_its_forecast(cdn: Served
     boston = ZoneInfo("America/New_York")
     day = (datetime.fromtimestamp(newest, boston) + timedelta(days=3)).date()
     start = datetime(day.year, day.month, day.day, tzinfo=boston)
-    t, sites, titles = _located_plays(cdn, (start - timedelta(hours=1)).astimezone(UTC), "evening")
+    t, sites, titles, _ = _located_plays(cdn, (start - timedelta(hours=1)).astimezone(UTC), "evening")
     bos = next(s for s in sites if s.name == "northwind-bos")
     assert bos.timezone == "America/New_York"
     before = int(start.timestamp())
@@ -603,7 +593,8 @@ def test_a_day_long_after_the_data_ends_is_forecast_from_its_last_plays(cdn: Ser
     engine = cdn.platform.engine
     with engine.connect() as conn:
         newest = int(conn.scalar(select(func.max(Event.ts))) or 0)
-    t, sites, titles = _located_plays(cdn, datetime.fromtimestamp(newest, UTC) + timedelta(hours=1), "late")
+    last_hour = datetime.fromtimestamp(newest, UTC) + timedelta(hours=1)
+    t, sites, titles, _ = _located_plays(cdn, last_hour, "late")
     bos = next(s for s in sites if s.name == "northwind-bos")
     now = data_now(engine)
     years_later = date.fromtimestamp(now) + timedelta(days=3 * 365)
