@@ -766,3 +766,60 @@ def test_a_bad_origin_url_setting_is_said_when_steering_starts(cdn: Served) -> N
         settings = dataclasses.replace(cdn.platform.settings, origin_url=bad)
         with pytest.raises(ConfigError, match=r"OPENFLIX_ORIGIN_URL: .*http"):
             SteeringService(cdn.platform.engine, settings)
+
+
+def test_an_old_snapshot_is_rebuilt_in_the_background_while_requests_go_on(
+    cdn: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SNAPSHOT_MAX_AGE (load headroom, reports gone stale) the snapshot is built again on a
+    thread; the request that finds it old is answered at once from the one it has."""
+    import threading
+
+    from openflix.services import openconnect
+
+    service = openconnect.SteeringService(cdn.platform.engine, cdn.platform.settings)
+    ip, _ = _embedded_ip(cdn)
+    with cdn.platform.engine.connect() as conn:
+        title = int(next(iter(holdings(conn).values()))[0])
+    first = service.steer(ip, title).decision
+    old = service._snapshot
+    assert old is not None
+    release, builds = threading.Event(), []
+    build = service._build
+
+    def slow_build(counters: tuple[int, ...]) -> Any:
+        builds.append(counters)
+        assert release.wait(30)
+        return build(counters)
+
+    monkeypatch.setattr(service, "_build", slow_build)
+    monkeypatch.setattr(openconnect, "SNAPSHOT_MAX_AGE", 0.0)
+    started = time.monotonic()
+    for _ in range(3):  # none waits for the build, and one build runs
+        assert service.steer(ip, title).decision == first
+    assert time.monotonic() - started < 5.0 and service._snapshot is old
+    assert service.refresher is not None and service.refresher.is_alive()
+    release.set()
+    service.refresher.join(30)
+    assert len(builds) == 1 and service._snapshot is not old and service._snapshot.built > old.built
+    monkeypatch.setattr(openconnect, "SNAPSHOT_MAX_AGE", 60.0)  # no further build after the test
+    assert service.steer(ip, title).decision == first
+
+
+def test_a_worker_builds_its_steering_snapshot_before_its_first_request(cdn: Served) -> None:
+    """prepare() reads the placement at boot (and freezes it with the rest), so the first playback
+    a worker steers does not wait for the whole read."""
+    import gc
+
+    from openflix.api import create_app, prepare
+    from openflix.services.platform import Platform
+
+    platform = Platform(cdn.platform.settings)
+    try:
+        prepare(create_app(platform=platform))
+        snapshot = platform.steering._snapshot
+        assert snapshot is not None and snapshot.steering.n_appliances > 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        platform.close()

@@ -111,14 +111,19 @@ def create_app(
 
 
 def prepare(app: APIFlask) -> None:
-    """Load the production model and the region caches, then freeze what is loaded.
+    """Load the production model, the region caches and the steering snapshot, then freeze what is loaded.
 
     What boot loaded (modules, the model, catalogs) lives as long as the
     worker: ``gc.freeze()`` takes it out of the cyclic garbage collector's
     walks, which otherwise pause requests for 100 ms and more.
     """
+    platform = app.extensions["openflix"]
     try:
-        app.extensions["openflix"].home.warm_up()
+        platform.home.warm_up()
     except OpenflixError as exc:  # no model yet: /readyz says so until one is promoted
         logging.getLogger("openflix.api").warning("not warmed up: %s", exc)
+    try:
+        platform.steering.snapshot()  # the placement: a title -> appliances set for every copy
+    except OpenflixError as exc:
+        logging.getLogger("openflix.api").warning("steering not warmed up: %s", exc)
     gc.freeze()

@@ -9,8 +9,9 @@ nothing inconsistent is ever written, and a refused change writes nothing.
 Steering runs on a per-process :class:`SteeringService` snapshot, rebuilt
 when one of the store's change counters moves (an appliance drained, a
 component failed, a fill landed) — checked on every request, so such a
-change steers the next playback — and at least every ``SNAPSHOT_MAX_AGE``
-seconds, so load headroom and stale reports are followed too.
+change steers the next playback — and, on a background thread, once it is
+``SNAPSHOT_MAX_AGE`` seconds old, so load headroom and stale reports are
+followed too without a request waiting for the build.
 """
 
 from __future__ import annotations
@@ -327,10 +328,13 @@ class SteeringService:
         self.reader = reader or HotReader(engine)
         """Reads the change counters at every decision."""
         self._lock = threading.Lock()
+        self._starting = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._placement: _Placement | None = None
         self.rereader: threading.Thread | None = None
         """The background thread reading the whole placement again, while it runs."""
+        self.refresher: threading.Thread | None = None
+        """The background thread rebuilding a snapshot older than ``SNAPSHOT_MAX_AGE``, while it runs."""
         self._keys: SigningKeys | None = None
 
     @property
@@ -346,26 +350,44 @@ class SteeringService:
     def _current(self) -> _Snapshot:
         counters = store.read_counters(self.reader)
         snap = self._snapshot
-        now = time.monotonic()
-        if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
+        if snap is None or snap.counters != counters:
             with self._lock:
                 snap = self._snapshot
-                if snap is None or snap.counters != counters or now - snap.built > SNAPSHOT_MAX_AGE:
-                    if (
-                        snap is not None
-                        and snap.counters[:2] == counters[:2]
-                        and now - snap.built <= SNAPSHOT_MAX_AGE
-                    ):
-                        # only the placement moved (a fill, a manifest applied): the rest stands
-                        snap = snap.with_placement(
-                            self._advance_placement(counters[2], counters[0]), counters
-                        )
-                    else:
-                        with translating(self.engine), self.engine.connect() as conn:
-                            titles = frozenset(conn.scalars(select(Title.id)).all())
-                        snap = _Snapshot(self._build(counters), counters, time.monotonic(), titles)
-                    self._snapshot = snap
+                if snap is None or snap.counters[:2] != counters[:2]:
+                    snap = self._fresh(counters)  # the inventory or an appliance's steerability changed
+                elif snap.counters != counters:
+                    # only the placement moved (a fill, a manifest applied): the rest stands
+                    snap = snap.with_placement(self._advance_placement(counters[2], counters[0]), counters)
+                self._snapshot = snap
+        if time.monotonic() - snap.built > SNAPSHOT_MAX_AGE:
+            self._refresh_in_background()
         return snap
+
+    def _fresh(self, counters: tuple[int, ...]) -> _Snapshot:
+        """A snapshot built whole at ``counters`` (call with the lock held)."""
+        with translating(self.engine), self.engine.connect() as conn:
+            titles = frozenset(conn.scalars(select(Title.id)).all())
+        return _Snapshot(self._build(counters), counters, time.monotonic(), titles)
+
+    def _refresh_in_background(self) -> None:
+        """Build the snapshot again on a thread (load headroom, reports gone stale), while requests go on
+        with the one they have: the age alone never makes a request wait for a build."""
+        if self.refresher is not None and self.refresher.is_alive():
+            return
+        with self._starting:  # not the snapshot's lock: the build holds that one
+            if self.refresher is None or not self.refresher.is_alive():
+                self.refresher = threading.Thread(target=self._refresh, name="openflix-steering", daemon=True)
+                self.refresher.start()
+
+    def _refresh(self) -> None:
+        try:
+            with self._lock:
+                snap = self._snapshot
+                if snap is None or time.monotonic() - snap.built <= SNAPSHOT_MAX_AGE:
+                    return  # rebuilt meanwhile
+                self._snapshot = self._fresh(store.read_counters(self.reader))
+        except Exception:  # the next request tries again; steering goes on with what it has
+            log.exception("could not rebuild the steering snapshot")
 
     def _advance_placement(self, rev: int, inventory: int) -> _Placement:
         """The placement at counter value ``rev``: read whole the first time, then advanced by reading
