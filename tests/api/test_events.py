@@ -100,12 +100,16 @@ def test_history_shows_new_events_newest_first(served: Served) -> None:
     assert times == sorted(times, reverse=True)
 
 
-def test_the_client_address_is_stored_canonical_and_a_malformed_one_is_422(served: Served) -> None:
+def test_the_client_address_is_stored_canonical_and_shown_and_a_bad_one_is_422(served: Served) -> None:
     r = served.post("/events", served.member, json=_play(served, client_ip="2001:DB8:0::7"))
     assert r.status_code == 201
     with served.platform.engine.connect() as conn:
         stored = conn.scalar(select(Event.client_ip).where(Event.id == r.get_json()["id"]))
     assert stored == "2001:db8::7"
+    history = served.get(f"/members/{served.member_id}/history?limit=200", served.member).get_json()
+    shown = {e["id"]: e["client_ip"] for e in history["events"]}
+    assert shown[r.get_json()["id"]] == "2001:db8::7"  # the member sees where each play came from
+    assert None in shown.values()  # events without an address say so
     before = _count(served)
     bad = [_play(served), _play(served, client_ip="10.0.0.300")]
     r = served.post("/events/bulk", served.operator, json={"events": bad})

@@ -163,6 +163,7 @@ class HistoryItem(Schema):
     timestamp = DateTime(required=True)
     device = String(allow_none=True)
     source = String(allow_none=True)
+    client_ip = String(allow_none=True, metadata={"description": "the address the play came from"})
 
 
 class HistoryQuery(Schema):

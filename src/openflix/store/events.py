@@ -143,6 +143,8 @@ class MemberEvents:
     ts: npt.NDArray[np.int64]
     device: npt.NDArray[np.object_]
     source: npt.NDArray[np.object_]
+    client_ip: npt.NDArray[np.object_]
+    """The address a play came from (``None`` when the event carries none)."""
 
     def __len__(self) -> int:
         return len(self.id)
@@ -171,6 +173,7 @@ _EVENTS = (
         Event.ts,
         Event.device,
         Event.source,
+        Event.client_ip,
     )
     .where(Event.member_id == bindparam("member_id"))
     .order_by(Event.ts.desc(), Event.id.desc())
@@ -186,7 +189,7 @@ def member_events(conn: Connection, member_id: int, *, limit: int | None = None)
     else:
         result = conn.execute(_NEWEST_EVENTS, {"member_id": member_id, "limit": limit})
     rows = result.fetchall()[::-1]
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 10
 
     def numbers(values: tuple[Any, ...]) -> npt.NDArray[np.float64]:
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -201,6 +204,7 @@ def member_events(conn: Connection, member_id: int, *, limit: int | None = None)
         ts=np.array(columns[6], dtype=np.int64),
         device=np.array(columns[7], dtype=object),
         source=np.array(columns[8], dtype=object),
+        client_ip=np.array(columns[9], dtype=object),
     )
 
 
