@@ -225,6 +225,21 @@ def test_bad_capacities_and_unknown_references_are_refused(cdn: Served) -> None:
     assert r.status_code == 422 and "body.model: unknown appliance model 'nope'" in r.json["detail"]
 
 
+def test_a_value_already_taken_names_the_entry_that_has_it(cdn: Served) -> None:
+    """A change through the API is told which stored entry has the name, ASN or hostname, not a path
+    in a document it never sent."""
+    isp = cdn.get("/cdn/isps?limit=2", cdn.operator).json["items"]
+    r = cdn.post("/cdn/isps", cdn.admin, json={"name": isp[0]["name"], "asn": 4_200_000_000})
+    assert r.status_code == 409 and f"ISP {isp[0]['name']!r} exists already" in r.json["detail"]
+    r = cdn.post("/cdn/isps", cdn.admin, json={"name": "newcomer", "asn": isp[1]["asn"]})
+    said = f"body.asn: ASN '{isp[1]['asn']}' is already used by ISP {isp[1]['name']!r}"
+    assert r.status_code == 422 and said in r.json["detail"], r.json
+    one, other = cdn.get("/cdn/appliances?limit=2", cdn.operator).json["items"]
+    r = _patch(cdn, f"/cdn/appliances/{one['id']}", cdn.admin, json={"hostname": other["hostname"]})
+    said = f"body.hostname: hostname {other['hostname']!r} is already used by appliance {other['serial']!r}"
+    assert r.status_code == 422 and said in r.json["detail"], r.json
+
+
 def test_health_is_the_worst_component_and_unknown_components_are_refused(cdn: Served) -> None:
     app = cdn.get("/cdn/appliances?status=active&limit=1", cdn.operator).json["items"][0]
     url = f"/cdn/appliances/{app['id']}/health"

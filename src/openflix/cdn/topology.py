@@ -297,37 +297,94 @@ class _Problems:
 
     ``roots`` names parts of the document by what the caller knows them as
     (``{("sites", 56): "body"}``: a problem at ``sites[56].timezone`` is
-    reported as ``body.timezone``, without the source).
+    reported as ``body.timezone``, without the source).  A problem about a
+    value given twice keeps where it was ``first`` given: in a whole
+    document that is a path and a line; where ``roots`` name the changed
+    part, an entry outside it is one already stored, named by its name.
     """
 
-    def __init__(self, roots: Mapping[DocPath, str] | None = None) -> None:
-        self.items: list[tuple[DocPath, str]] = []
+    def __init__(self, roots: Mapping[DocPath, str] | None = None, doc: object = None) -> None:
+        self.items: list[tuple[DocPath, str, DocPath | None]] = []
         self.roots = dict(roots or {})
+        self.doc = doc
 
-    def add(self, path: DocPath, message: str) -> None:
-        self.items.append((path, message))
+    def add(self, path: DocPath, message: str, *, first: DocPath | None = None) -> None:
+        """A problem at ``path``; with ``first``, ``message`` names the value given again (``ASN 64500``)."""
+        self.items.append((path, message, first))
 
-    def _where(self, path: DocPath, source: str, line: int | None) -> str:
+    def _rooted(self, path: DocPath) -> str | None:
         for n in range(len(path), 0, -1):
             label = self.roots.get(path[:n])
             if label is not None:
                 rest = _path_text(path[n:]) if n < len(path) else ""
                 return f"{label}{'' if not rest or rest.startswith('[') else '.'}{rest}"
+        return None
+
+    def _where(self, path: DocPath, source: str, line: int | None) -> str:
+        rooted = self._rooted(path)
+        if rooted is not None:
+            return rooted
         return f"{source}:{line}: {_path_text(path)}" if line else f"{source}: {_path_text(path)}"
+
+    def named(self, path: DocPath) -> str:
+        """Another place of the document in a message: its path, or where ``roots`` name the changed
+        part, its name there or the stored entry's name."""
+        rooted = self._rooted(path)
+        if rooted is not None:
+            return rooted
+        return _entry_label(self.doc, path) if self.roots else _path_text(path)
+
+    def _again(self, message: str, first: DocPath, line: int | None) -> str:
+        rooted = self._rooted(first)
+        if rooted is not None or not self.roots:
+            at = rooted or (f"{_path_text(first)}, line {line}" if line else _path_text(first))
+            return f"{message} appears twice (first at {at})"
+        own = _ENTRY_KINDS.get(str(first[0]), ("", ""))[1]
+        if len(first) == 2 or first[2:] == (own,) or (len(first) == 4 and first[2] == "components"):
+            return f"{message} already exists"  # the entry's own name (or serial)
+        return f"{message} is already used by {_entry_label(self.doc, first)}"
 
     def raise_if_any(self, source: str, text: str | None) -> None:
         if not self.items:
             return
         lines = _line_finder(text)
         shown = []
-        for path, message in self.items[:MAX_ERRORS]:
-            shown.append(f"{self._where(path, source, lines(path))}: {message}")
+        for path, message, first in self.items[:MAX_ERRORS]:
+            if first is not None and self._rooted(path) is None and self._rooted(first) is not None:
+                path, first = first, path  # said at the request's field, naming the stored entry
+            said = message if first is None else self._again(message, first, lines(first))
+            shown.append(f"{self._where(path, source, lines(path))}: {said}")
         more = len(self.items) - MAX_ERRORS
         if more > 0:
             shown.append(f"... and {more} more")
         raise DataError(
             f"the topology has {len(self.items)} problem(s); nothing was written:\n  " + "\n  ".join(shown)
         )
+
+
+_ENTRY_KINDS = {
+    "regions": ("region", "name"),
+    "appliance_models": ("appliance model", "name"),
+    "isps": ("ISP", "name"),
+    "sites": ("site", "name"),
+    "appliances": ("appliance", "serial"),
+}
+
+
+def _entry_label(doc: object, path: DocPath) -> str:
+    """The entry of ``doc`` at ``path`` by kind and name (``ISP 'northwind'``), else the path."""
+    try:
+        item = doc[path[0]][path[1]]  # type: ignore[index]
+        if path[0] == "announcements":
+            label = f"ISP {item['isp']!r}'s announcement to site {item['site']!r}"
+        else:
+            kind, key = _ENTRY_KINDS[str(path[0])]
+            label = f"{kind} {item[key]!r}"
+        if len(path) >= 4 and path[2] == "components":
+            return f"component {item['components'][path[3]]['name']!r} of {label}"
+        return label
+    except (KeyError, IndexError, TypeError):
+        return _path_text(path)
 
 
 def _path_text(path: Sequence[str | int]) -> str:
@@ -481,7 +538,7 @@ def _unique(
     if key is None:
         return False
     if key in seen:
-        problems.add(where, f"{what} {key!r} appears twice (first at {_path_text(seen[key])})")
+        problems.add(where, f"{what} {key!r}", first=seen[key])
         return False
     seen[key] = where
     return True
@@ -500,7 +557,7 @@ def parse(
     each at its path in the document (or under the name ``roots`` gives that
     part of it, e.g. ``body`` for the item a request changed).
     """
-    problems = _Problems(roots)
+    problems = _Problems(roots, doc)
     top = _Reader(problems, (), doc)
     if not top.ok:
         problems.raise_if_any(source, text)
@@ -621,10 +678,11 @@ def parse(
                 continue
             owner = owner_of.get(prefix)
             if owner is not None and owner[0] != isp:
+                where = problems.named(owner[1])
                 problems.add(
                     ppath,
-                    f"prefix {prefix} is announced by ISP {owner[0]!r} ({_path_text(owner[1])}) and by ISP "
-                    f"{isp!r}; a prefix belongs to one ISP (nested prefixes are fine)",
+                    f"prefix {prefix} is announced by ISP {owner[0]!r} ({where}) and by ISP {isp!r}; "
+                    "a prefix belongs to one ISP (nested prefixes are fine)",
                 )
                 continue
             owner_of.setdefault(prefix, (isp, ppath))
