@@ -51,6 +51,12 @@ def test_an_unknown_query_parameter_is_422_naming_it(served: Served) -> None:
         body = _problem(served.get(path, served.operator), 422)
         name = path.split("?")[1].split("&")[-1].split("=")[0]
         assert f"query.{name}" in body["detail"], (path, body)
+        assert "not a parameter of this request; expected one of " in body["detail"], body
+    body = _problem(served.get(f"/members/{member}/home?rows=3", served.operator), 422)
+    assert "query.rows: not a parameter of this request; expected one of n" in body["detail"], body
+    body = _problem(served.post("/events", served.operator, json={"member": 1}), 422)
+    assert "json.member: not a field of this request; expected one of " in body["detail"], body
+    assert "member_id" in body["detail"].split("json.member:")[1], body
     assert served.get(f"/members/{member}/home?n=5", served.operator).status_code == 200
 
 

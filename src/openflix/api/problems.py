@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
-from flask import Response, json, request
+from flask import Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from openflix.errors import (
@@ -91,6 +91,7 @@ def install(app: APIFlask) -> None:
         detail = error.message
         errors = error.detail or None
         if error.status_code == 422 and errors:
+            errors = _name_the_expected(errors)
             detail = "the request does not match the schema: " + _summary(errors)
         if error.status_code == 400 and request.is_json:
             detail = "the request body is not valid JSON"
@@ -155,6 +156,33 @@ def _document_problems(spec: dict[str, Any] | str) -> dict[str, Any] | str:
                 if str(status)[:1] in ("4", "5") and "application/json" in content:
                     content[MEDIA_TYPE] = content.pop("application/json")
     return spec
+
+
+UNKNOWN = "Unknown field."
+"""marshmallow's message for a key the schema does not have."""
+
+
+def _name_the_expected(errors: Any) -> Any:
+    """``errors`` with marshmallow's bare "Unknown field." saying what the route takes there instead."""
+    if not isinstance(errors, dict):
+        return errors
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec = getattr(view, "_spec", {})
+    schemas = {location: schema for schema, location in spec.get("args", ())}
+    if spec.get("body") is not None:
+        schemas["json"] = spec["body"]
+    out = dict(errors)
+    for location, fields in errors.items():
+        known = getattr(schemas.get(location), "fields", None)
+        if not isinstance(known, dict) or not isinstance(fields, dict):
+            continue
+        names = sorted(f.data_key or n for n, f in known.items() if not f.dump_only)
+        noun = "parameter" if location == "query" else "field"
+        out[location] = {
+            k: [f"not a {noun} of this request; expected one of {', '.join(names)}"] if v == [UNKNOWN] else v
+            for k, v in fields.items()
+        }
+    return out
 
 
 def _summary(errors: Any) -> str:
