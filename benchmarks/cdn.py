@@ -212,6 +212,11 @@ def manifest_updates(seed: int, applied: int = 40) -> dict[str, float]:
             steady.append(time.perf_counter() - t0)
         with engine.connect() as conn:
             copies = sum(len(v) for v in store.servable(conn).values())
+        service.max_age = float("inf")
+        for thread in (service.refresher, service.rereader):
+            if thread is not None:
+                thread.join()
+        service.reader.close()
         engine.dispose()
     return {
         "appliances": len(rows),

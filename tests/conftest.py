@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -103,23 +102,47 @@ def service_missing(what: str, url: str, exc: BaseException) -> None:
 RUN_LOCK = 0x6F70656E666C6978
 """PostgreSQL advisory lock a test run holds on its test database for as long as it runs."""
 _run_lock: list[Any] = []
+_no_postgres: list[bool] = []
+"""Set when ``fresh_redis`` found PostgreSQL unreachable: it does not try for the lock again."""
+_HOLDER = f"""
+SELECT a.pid, a.client_addr, a.backend_start, a.application_name
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.classid = {RUN_LOCK >> 32} AND l.objid = {RUN_LOCK & 0xFFFFFFFF}
+"""
 
 
 def _hold_the_test_database(url: str) -> None:
     """Hold :data:`RUN_LOCK` for the rest of the run, or fail: two runs would empty each other's tables.
 
-    Raises ``sqlalchemy.exc.OperationalError`` when PostgreSQL is not reachable.
+    The connection sends TCP keepalives, so a run whose machine vanished lets go within about a
+    minute and a half.  Raises ``sqlalchemy.exc.OperationalError`` when PostgreSQL is not reachable.
     """
     import sqlalchemy as sa
 
     if _run_lock:
         return
-    engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"connect_timeout": 3})
+    options = {
+        "connect_timeout": 3,
+        "application_name": f"openflix tests (pid {os.getpid()})",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 6,
+    }
+    engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args=options)
     conn = engine.connect()
     if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({RUN_LOCK})").scalar():
+        holder = conn.exec_driver_sql(_HOLDER).first()
         conn.close()
+        who = (
+            f"{holder.application_name or 'a session'} (server pid {holder.pid}, from "
+            f"{holder.client_addr or 'the local socket'}, since {holder.backend_start:%Y-%m-%d %H:%M:%S})"
+            if holder is not None
+            else "another session"
+        )
         pytest.fail(
-            f"another test run is using the PostgreSQL test database {url} (and Redis {REDIS_URL}); "
+            f"another test run is using the PostgreSQL test database {url} (and Redis {REDIS_URL}): {who}; "
             "wait for it, or give this run its own: OPENFLIX_TEST_DATABASE_URL, OPENFLIX_TEST_REDIS_URL",
             pytrace=False,
         )
@@ -149,11 +172,13 @@ def fresh_redis(url: str = REDIS_URL) -> str:
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    if url == REDIS_URL and not _run_lock:  # the run lock lives in PostgreSQL, when it is there
+    if url == REDIS_URL and not _run_lock and not _no_postgres:  # the run lock lives in PostgreSQL
         import sqlalchemy as sa
 
-        with contextlib.suppress(sa.exc.OperationalError):
+        try:
             _hold_the_test_database(PG_URL)
+        except sa.exc.OperationalError:
+            _no_postgres.append(True)
     try:
         client = Redis.from_url(url, socket_connect_timeout=2)
         client.flushdb()

@@ -124,6 +124,6 @@ def prepare(app: APIFlask) -> None:
         logging.getLogger("openflix.api").warning("not warmed up: %s", exc)
     try:
         platform.steering.snapshot()  # the placement: a title -> appliances set for every copy
-    except OpenflixError as exc:
+    except Exception as exc:  # e.g. a schema without the CDN tables yet: steering says so when asked
         logging.getLogger("openflix.api").warning("steering not warmed up: %s", exc)
     gc.freeze()

@@ -312,7 +312,8 @@ class _Problems:
         """A problem at ``path``; with ``first``, ``message`` names the value given again (``ASN 64500``)."""
         self.items.append((path, message, first))
 
-    def _rooted(self, path: DocPath) -> str | None:
+    def rooted(self, path: DocPath) -> str | None:
+        """``path`` as ``roots`` names it (``body.prefixes[1]``), or ``None`` outside them."""
         for n in range(len(path), 0, -1):
             label = self.roots.get(path[:n])
             if label is not None:
@@ -321,7 +322,7 @@ class _Problems:
         return None
 
     def _where(self, path: DocPath, source: str, line: int | None) -> str:
-        rooted = self._rooted(path)
+        rooted = self.rooted(path)
         if rooted is not None:
             return rooted
         return f"{source}:{line}: {_path_text(path)}" if line else f"{source}: {_path_text(path)}"
@@ -329,19 +330,16 @@ class _Problems:
     def named(self, path: DocPath) -> str:
         """Another place of the document in a message: its path, or where ``roots`` name the changed
         part, its name there or the stored entry's name."""
-        rooted = self._rooted(path)
+        rooted = self.rooted(path)
         if rooted is not None:
             return rooted
         return _entry_label(self.doc, path) if self.roots else _path_text(path)
 
     def _again(self, message: str, first: DocPath, line: int | None) -> str:
-        rooted = self._rooted(first)
+        rooted = self.rooted(first)
         if rooted is not None or not self.roots:
             at = rooted or (f"{_path_text(first)}, line {line}" if line else _path_text(first))
             return f"{message} appears twice (first at {at})"
-        own = _ENTRY_KINDS.get(str(first[0]), ("", ""))[1]
-        if len(first) == 2 or first[2:] == (own,) or (len(first) == 4 and first[2] == "components"):
-            return f"{message} already exists"  # the entry's own name (or serial)
         return f"{message} is already used by {_entry_label(self.doc, first)}"
 
     def raise_if_any(self, source: str, text: str | None) -> None:
@@ -350,7 +348,7 @@ class _Problems:
         lines = _line_finder(text)
         shown = []
         for path, message, first in self.items[:MAX_ERRORS]:
-            if first is not None and self._rooted(path) is None and self._rooted(first) is not None:
+            if first is not None and self.rooted(path) is None and self.rooted(first) is not None:
                 path, first = first, path  # said at the request's field, naming the stored entry
             said = message if first is None else self._again(message, first, lines(first))
             shown.append(f"{self._where(path, source, lines(path))}: {said}")
@@ -376,13 +374,9 @@ def _entry_label(doc: object, path: DocPath) -> str:
     try:
         item = doc[path[0]][path[1]]  # type: ignore[index]
         if path[0] == "announcements":
-            label = f"ISP {item['isp']!r}'s announcement to site {item['site']!r}"
-        else:
-            kind, key = _ENTRY_KINDS[str(path[0])]
-            label = f"{kind} {item[key]!r}"
-        if len(path) >= 4 and path[2] == "components":
-            return f"component {item['components'][path[3]]['name']!r} of {label}"
-        return label
+            return f"its announcement to site {item['site']!r}"  # the message names the ISP
+        kind, key = _ENTRY_KINDS[str(path[0])]
+        return f"{kind} {item[key]!r}"
     except (KeyError, IndexError, TypeError):
         return _path_text(path)
 
@@ -534,11 +528,13 @@ def _unique(
     key: str | None,
     where: tuple[str | int, ...],
     what: str,
+    *,
+    quoted: bool = True,
 ) -> bool:
     if key is None:
         return False
     if key in seen:
-        problems.add(where, f"{what} {key!r}", first=seen[key])
+        problems.add(where, f"{what} {key!r}" if quoted else f"{what} {key}", first=seen[key])
         return False
     seen[key] = where
     return True
@@ -606,7 +602,7 @@ def parse(
         name = r.text("name", _REQUIRED, _NAME)
         asn = r.integer("asn", 1, 4_294_967_295, _REQUIRED)
         if asn is not None:
-            _unique(problems, asns, str(asn), (*path, "asn"), "ASN")
+            _unique(problems, asns, str(asn), (*path, "asn"), "ASN", quoted=False)
         if _unique(problems, isp_paths, name, path, "ISP") and asn is not None:
             isps[name] = ISPDoc(name, asn)
         elif name is not None:
@@ -655,6 +651,7 @@ def parse(
 
     announcements: list[AnnouncementDoc] = []
     owner_of: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+    told: set[tuple[DocPath, str]] = set()
     for path, item in top.items("announcements", required=True):
         r = _Reader(problems, path, item)
         r.unknown(("isp", "site", "prefixes"))
@@ -678,12 +675,22 @@ def parse(
                 continue
             owner = owner_of.get(prefix)
             if owner is not None and owner[0] != isp:
-                where = problems.named(owner[1])
-                problems.add(
-                    ppath,
-                    f"prefix {prefix} is announced by ISP {owner[0]!r} ({where}) and by ISP {isp!r}; "
-                    "a prefix belongs to one ISP (nested prefixes are fine)",
-                )
+                rule = "a prefix belongs to one ISP (nested prefixes are fine)"
+                if problems.rooted(owner[1]) is not None and problems.rooted(ppath) is None:
+                    # the request's prefix came first in the document: said once, at its field
+                    if (owner[1], prefix) not in told:
+                        told.add((owner[1], prefix))
+                        where = problems.named(ppath)
+                        problems.add(
+                            owner[1], f"prefix {prefix} is already announced by ISP {isp!r} ({where}); {rule}"
+                        )
+                else:
+                    where = problems.named(owner[1])
+                    problems.add(
+                        ppath,
+                        f"prefix {prefix} is announced by ISP {owner[0]!r} ({where}) and by ISP {isp!r}; "
+                        + rule,
+                    )
                 continue
             owner_of.setdefault(prefix, (isp, ppath))
             announced.append(prefix)

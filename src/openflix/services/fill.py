@@ -196,7 +196,7 @@ class PlayLog:
 
 
 def site_members(log: PlayLog, site: Any, sites: Sequence[Any], before: int) -> npt.NDArray[np.int64] | None:
-    """The member ids a site serves on the day starting at ``before`` (``None``: every member of its
+    """The member ids a site serves as of ``before`` (Unix s; ``None``: every member of its
     region, for an exchange site).
 
     A member whose plays carry addresses belongs to the embedded sites whose
@@ -218,7 +218,8 @@ def site_members(log: PlayLog, site: Any, sites: Sequence[Any], before: int) -> 
 def demand(
     log: PlayLog, site: Any, sites: Sequence[Any], before: int, n_titles: int
 ) -> npt.NDArray[np.float64]:
-    """Predicted plays per title at the site on the day starting at ``before`` (Unix s): ``(n_titles,)``.
+    """Predicted plays per title at the site on the day planned from the plays before ``before``
+    (Unix s; see :func:`planned_day`): ``(n_titles,)``.
 
     :func:`openflix.cdn.forecast.forecast_demand` over the site's members'
     plays of the last ``WINDOW_DAYS`` before that day, plus a tie-breaking

@@ -11,7 +11,9 @@ when one of the store's change counters moves (an appliance drained, a
 component failed, a fill landed) — checked on every request, so such a
 change steers the next playback — and, on a background thread, once it is
 ``SNAPSHOT_MAX_AGE`` seconds old, so load headroom and stale reports are
-followed too without a request waiting for the build.
+followed too without a request waiting for the build (a snapshot six times
+that old, in a worker that sat idle, is rebuilt before the request is
+answered).
 """
 
 from __future__ import annotations
@@ -75,7 +77,11 @@ log = logging.getLogger("openflix.cdn")
 HEALTHY = ("ok", "degraded")
 """Worst-component states steering still sends playbacks to (a degraded disk still serves)."""
 SNAPSHOT_MAX_AGE = 5.0
-"""Seconds a steering snapshot is used at most, even when nothing was changed through the store."""
+"""Seconds after which a steering snapshot is rebuilt on a background thread, even when nothing was
+changed through the store (load headroom, reports gone stale); requests meanwhile use the one they have."""
+SNAPSHOT_HARD_AGE_FACTOR = 6
+"""A snapshot older than this many ``SNAPSHOT_MAX_AGE`` (a worker that sat idle, or background builds
+that keep failing) is rebuilt before the request that finds it is answered."""
 COPY_MAX_AGE = 60.0
 """Seconds a process keeps its copy of the placement or of the inventory document at most, even when
 the change counters say nothing changed (a change made around the store is seen within this; the
@@ -334,7 +340,10 @@ class SteeringService:
         self.rereader: threading.Thread | None = None
         """The background thread reading the whole placement again, while it runs."""
         self.refresher: threading.Thread | None = None
-        """The background thread rebuilding a snapshot older than ``SNAPSHOT_MAX_AGE``, while it runs."""
+        """The background thread rebuilding a snapshot older than ``max_age``, while it runs."""
+        self.max_age = SNAPSHOT_MAX_AGE
+        """Seconds after which a snapshot is rebuilt in the background (see :data:`SNAPSHOT_MAX_AGE`)."""
+        self._retry_at = 0.0
         self._keys: SigningKeys | None = None
 
     @property
@@ -344,55 +353,70 @@ class SteeringService:
         return self._keys
 
     def snapshot(self) -> Steering:
-        """The current steering snapshot (rebuilt if the store changed or it is too old)."""
+        """The current steering snapshot: rebuilt before it is returned when the store changed or it is
+        older than ``6 * max_age``; past ``max_age``, rebuilt in the background."""
         return self._current().steering
 
     def _current(self) -> _Snapshot:
         counters = store.read_counters(self.reader)
         snap = self._snapshot
-        if snap is None or snap.counters != counters:
+        hard = SNAPSHOT_HARD_AGE_FACTOR * self.max_age
+        if snap is None or snap.counters != counters or time.monotonic() - snap.built > hard:
             with self._lock:
                 snap = self._snapshot
-                if snap is None or snap.counters[:2] != counters[:2]:
-                    snap = self._fresh(counters)  # the inventory or an appliance's steerability changed
+                if snap is None or snap.counters[:2] != counters[:2] or time.monotonic() - snap.built > hard:
+                    # the inventory or an appliance's steerability changed, or the worker sat idle
+                    snap = self._fresh(counters, self._advance_placement(counters[2], counters[0]))
                 elif snap.counters != counters:
                     # only the placement moved (a fill, a manifest applied): the rest stands
                     snap = snap.with_placement(self._advance_placement(counters[2], counters[0]), counters)
                 self._snapshot = snap
-        if time.monotonic() - snap.built > SNAPSHOT_MAX_AGE:
+        if time.monotonic() - snap.built > self.max_age:
             self._refresh_in_background()
         return snap
 
-    def _fresh(self, counters: tuple[int, ...]) -> _Snapshot:
-        """A snapshot built whole at ``counters`` (call with the lock held)."""
+    def _fresh(self, counters: tuple[int, ...], placement: _Placement) -> _Snapshot:
+        """A snapshot built whole at ``counters`` on ``placement`` (read at those counters)."""
         with translating(self.engine), self.engine.connect() as conn:
             titles = frozenset(conn.scalars(select(Title.id)).all())
-        return _Snapshot(self._build(counters), counters, time.monotonic(), titles)
+        return _Snapshot(self._build(placement), counters, time.monotonic(), titles)
 
     def _refresh_in_background(self) -> None:
         """Build the snapshot again on a thread (load headroom, reports gone stale), while requests go on
-        with the one they have: the age alone never makes a request wait for a build."""
-        if self.refresher is not None and self.refresher.is_alive():
+        with the one they have: the age alone never makes a request wait for a build.  After a failed
+        build the next try waits ``max_age``."""
+        if time.monotonic() < self._retry_at or (self.refresher is not None and self.refresher.is_alive()):
             return
-        with self._starting:  # not the snapshot's lock: the build holds that one
+        with self._starting:
             if self.refresher is None or not self.refresher.is_alive():
                 self.refresher = threading.Thread(target=self._refresh, name="openflix-steering", daemon=True)
                 self.refresher.start()
 
     def _refresh(self) -> None:
+        """Build a snapshot at the store's counters without the lock, and swap it in if nothing newer was
+        meanwhile.  When the counters moved, a request brings the snapshot up to date first (and asks
+        again)."""
         try:
+            snap, placement = self._snapshot, self._placement
+            if snap is None or placement is None or time.monotonic() - snap.built <= self.max_age:
+                return
+            with translating(self.engine), self.engine.connect() as conn:
+                counters = store.counters(conn)
+            at = (placement.inventory, counters[1], placement.rev)  # the placement's counters
+            if snap.counters != counters or at != counters:
+                return
+            self._reread_when_old(placement)
+            fresh = self._fresh(counters, placement)
             with self._lock:
-                snap = self._snapshot
-                if snap is None or time.monotonic() - snap.built <= SNAPSHOT_MAX_AGE:
-                    return  # rebuilt meanwhile
-                self._snapshot = self._fresh(store.read_counters(self.reader))
-        except Exception:  # the next request tries again; steering goes on with what it has
+                if self._snapshot is snap:
+                    self._snapshot = fresh
+        except Exception:  # steering goes on with what it has; the next try waits
+            self._retry_at = time.monotonic() + self.max_age
             log.exception("could not rebuild the steering snapshot")
 
     def _advance_placement(self, rev: int, inventory: int) -> _Placement:
         """The placement at counter value ``rev``: read whole the first time, then advanced by reading
-        again only the appliances whose manifests changed since; older than ``COPY_MAX_AGE``, it is
-        read whole again in the background (:meth:`_reread`), off the request path."""
+        again only the appliances whose manifests changed since (call with the lock held)."""
         placement = self._placement
         with translating(self.engine), self.engine.connect() as conn:
             if placement is None:
@@ -400,12 +424,18 @@ class SteeringService:
             elif placement.rev != rev or placement.inventory != inventory:
                 placement = placement.advance(conn, rev, inventory)
         self._placement = placement
-        if time.monotonic() - placement.read_at > COPY_MAX_AGE and (
-            self.rereader is None or not self.rereader.is_alive()
-        ):
-            self.rereader = threading.Thread(target=self._reread, name="openflix-placement", daemon=True)
-            self.rereader.start()
+        self._reread_when_old(placement)
         return placement
+
+    def _reread_when_old(self, placement: _Placement) -> None:
+        """Older than ``COPY_MAX_AGE``, the placement is read whole again in the background
+        (:meth:`_reread`), off the request path."""
+        if time.monotonic() - placement.read_at <= COPY_MAX_AGE:
+            return
+        with self._starting:  # taken with or without the snapshot's lock, never the other way round
+            if self.rereader is None or not self.rereader.is_alive():
+                self.rereader = threading.Thread(target=self._reread, name="openflix-placement", daemon=True)
+                self.rereader.start()
 
     def _reread(self) -> None:
         """Read every appliance's titles again (a change made around the store shows within
@@ -427,9 +457,8 @@ class SteeringService:
         except Exception:  # the next request tries again; steering goes on with what it has
             log.exception("could not read the placement again")
 
-    def _build(self, counters: tuple[int, ...]) -> Steering:
+    def _build(self, placement: _Placement) -> Steering:
         now = time.time()
-        placement = self._advance_placement(counters[2], counters[0])
         with translating(self.engine), self.engine.connect() as conn:
             sites = conn.execute(select(SiteTable)).all()
             rows = store.appliance_rows(conn)
