@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openflix.cli import cli
 from openflix.recs.data import Interactions
@@ -128,6 +128,14 @@ def test_sites_are_due_in_their_own_local_window(env: dict[str, str]) -> None:
     # 09:30 in Boston
     west = dict(due_sites(engine, datetime(2026, 1, 15, 14, 30, tzinfo=UTC)))
     assert west.get("sierra-lax") == "2026-01-15" and "northwind-bos" not in west
+    # a window across midnight fills for the day it leads into, before and after midnight alike
+    from openflix.store.schema import Site
+
+    with engine.begin() as conn:
+        conn.execute(update(Site).where(Site.name == "ix-nyc").values(fill_window="22:00-02:00"))
+    for hour in (4, 6):  # 23:00 on the 15th and 01:00 on the 16th in New York
+        due = dict(due_sites(engine, datetime(2026, 1, 16, hour, 0, tzinfo=UTC)))
+        assert due.get("ix-nyc") == "2026-01-16", (hour, due.get("ix-nyc"))
     engine.dispose()
 
 

@@ -399,6 +399,10 @@ def _window(text: str) -> tuple[int, int]:
 def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day).
 
+    The day is the local date the window ends on: a window across midnight
+    (``22:00-02:00``) fills for the day it leads into, from the plays up to
+    when it runs.
+
     An embedded site whose source exchange site is itself due waits for it
     during the first half of its own window (so it copies the new plan, not
     yesterday's), and no longer: an exchange whose fill fails or finds no
@@ -414,7 +418,8 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
         start, end = _window(s.fill_window)
         minutes = local.hour * 60 + local.minute
         inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)
-        day = (local - timedelta(days=1)).date() if start > end and minutes < end else local.date()
+        # the day the fill is for: a window across midnight (22:00-02:00) prepares the day it ends on
+        day = (local + timedelta(days=1)).date() if start > end and minutes >= start else local.date()
         if inside and (s.id, day.isoformat()) not in done:
             pending[s.name] = day.isoformat()
             if (minutes - start) % (24 * 60) < ((end - start) % (24 * 60) or 24 * 60) / 2:
