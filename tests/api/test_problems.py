@@ -57,6 +57,11 @@ def test_an_unknown_query_parameter_is_422_naming_it(served: Served) -> None:
     body = _problem(served.post("/events", served.operator, json={"member": 1}), 422)
     assert "json.member: not a field of this request; expected one of " in body["detail"], body
     assert "member_id" in body["detail"].split("json.member:")[1], body
+    good = {"member_id": served.member_id, "title_id": 1, "kind": "play", "timestamp": "2030-01-01T00:00:00Z"}
+    bulk = {"events": [good, {**good, "device_type": "tv"}]}
+    body = _problem(served.post("/events/bulk", served.operator, json=bulk), 422)
+    assert "json.events.1.device_type: not a field of this request; expected one of " in body["detail"], body
+    assert "device" in body["detail"].split("json.events.1.device_type:")[1], body
     assert served.get(f"/members/{member}/home?n=5", served.operator).status_code == 200
 
 

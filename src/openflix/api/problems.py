@@ -163,7 +163,8 @@ UNKNOWN = "Unknown field."
 
 
 def _name_the_expected(errors: Any) -> Any:
-    """``errors`` with marshmallow's bare "Unknown field." saying what the route takes there instead."""
+    """``errors`` with marshmallow's bare "Unknown field." saying what the route takes there instead
+    (nested items too: ``json.events.3.member`` names an event's fields)."""
     if not isinstance(errors, dict):
         return errors
     view = current_app.view_functions.get(request.endpoint or "")
@@ -171,17 +172,32 @@ def _name_the_expected(errors: Any) -> Any:
     schemas = {location: schema for schema, location in spec.get("args", ())}
     if spec.get("body") is not None:
         schemas["json"] = spec["body"]
-    out = dict(errors)
-    for location, fields in errors.items():
-        known = getattr(schemas.get(location), "fields", None)
-        if not isinstance(known, dict) or not isinstance(fields, dict):
+    return {
+        location: _expected(fields, schemas.get(location), "parameter" if location == "query" else "field")
+        for location, fields in errors.items()
+    }
+
+
+def _expected(node: Any, schema: Any, noun: str) -> Any:
+    """One schema's errors with its unknown keys named (marshmallow error dicts: field -> messages,
+    a nested schema's dict, or a list's index -> the item's dict)."""
+    known = getattr(schema, "fields", None)
+    if not isinstance(known, dict) or not isinstance(node, dict):
+        return node
+    by_key = {f.data_key or n: f for n, f in known.items() if not f.dump_only}
+    out: dict[Any, Any] = {}
+    for key, value in node.items():
+        if value == [UNKNOWN]:
+            out[key] = [f"not a {noun} of this request; expected one of {', '.join(sorted(by_key))}"]
             continue
-        names = sorted(f.data_key or n for n, f in known.items() if not f.dump_only)
-        noun = "parameter" if location == "query" else "field"
-        out[location] = {
-            k: [f"not a {noun} of this request; expected one of {', '.join(names)}"] if v == [UNKNOWN] else v
-            for k, v in fields.items()
-        }
+        field: Any = by_key.get(str(key))
+        inner: Any = getattr(field, "inner", None)  # List(Nested(...)): errors by item index
+        if getattr(inner, "schema", None) is not None and isinstance(value, dict):
+            out[key] = {i: _expected(v, inner.schema, noun) for i, v in value.items()}
+        elif getattr(field, "schema", None) is not None:  # Nested(...)
+            out[key] = _expected(value, field.schema, noun)
+        else:
+            out[key] = value
     return out
 
 
