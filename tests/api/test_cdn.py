@@ -690,7 +690,7 @@ def test_components_are_listed_fleet_wide_and_changed_one_at_a_time(cdn: Served)
 def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliances_they_changed(
     cdn: Served,
 ) -> None:
-    from openflix.services.openconnect import _holders
+    from openflix.cdn.steering import Holders
     from openflix.store.cdn import servable
 
     engine, service = cdn.platform.engine, cdn.platform.steering
@@ -712,7 +712,8 @@ def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliance
             whole = servable(conn)
         assert now.servable.keys() == whole.keys()
         assert all(np.array_equal(now.servable[a], whole[a]) for a in whole)
-        assert now.holders == _holders(whole)
+        assert now.holders.as_sets() == Holders.from_arrays(whole).as_sets()
+        assert service.snapshot()._masks is now.holders.masks  # the snapshot in use steers by it
 
     report = fill_site(engine, site, title_gb=100.0, stale_s=300)  # its titles planned on the others
     same_as_a_whole_read()
@@ -730,7 +731,7 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     """Past COPY_MAX_AGE the whole placement is read again off the request path, then swapped in."""
     import dataclasses
 
-    from openflix.services.openconnect import _holders
+    from openflix.cdn.steering import Holders
     from openflix.store.cdn import servable
 
     engine, service = cdn.platform.engine, cdn.platform.steering
@@ -740,9 +741,10 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     old = service._placement
     assert old is not None
     # as if read two minutes ago, and missing a title an appliance got around the store
-    holders = dict(old.holders)
-    title = next(iter(holders))
-    del holders[title]
+    masks = dict(old.holders.masks)
+    title = next(iter(masks))
+    del masks[title]
+    holders = Holders(old.holders.slots, masks)
     service._placement = dataclasses.replace(old, holders=holders, read_at=old.read_at - 120.0)
     service._snapshot = None
     service.snapshot()  # answered from the old copy, which starts the read
@@ -751,8 +753,8 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     fresh = service._placement
     assert fresh.read_at > old.read_at
     with engine.connect() as conn:
-        assert fresh.holders == _holders(servable(conn))
-    assert title in service.snapshot()._holders  # the snapshot in use was given the fresh copy
+        assert fresh.holders.as_sets() == Holders.from_arrays(servable(conn)).as_sets()
+    assert title in service.snapshot()._masks  # the snapshot in use was given the fresh copy
 
 
 def test_an_appliance_removed_and_another_added_in_its_place_is_seen_at_once(cdn: Served) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable
-from openflix.cdn.steering import Health, Steering, Tier
+from openflix.cdn.steering import Health, Holders, Steering, Tier
 from openflix.errors import DataError
 
 SITES = [
@@ -120,3 +125,62 @@ def test_bad_addresses_and_prefixes_are_clear_errors() -> None:
         PrefixTable(
             [*ANNOUNCED, Announcement("203.0.113.0/24", "isp-z", 3).__class__("198.51.100.0/24", "isp-z", 3)]
         )
+
+
+def _reference(
+    placement: dict[int, list[int]], health: dict[int, Health], ip: str, title: int, n: int
+) -> list[int]:
+    """What steering must answer, by brute force over every appliance."""
+    usable = sorted(
+        (a for a in APPLIANCES if health[a.id].healthy), key=lambda a: (-health[a.id].headroom, a.id)
+    )
+    site = {s.id: s for s in SITES}
+    match = PrefixTable(ANNOUNCED).lookup(ip)
+    where = REGIONS.lookup(ip)
+    region = site[match.sites[0]].region if match else (where.isp if where else "eu")
+    held = [a for a in usable if a.id in placement.get(title, [])]
+    embedded = [a.id for a in held if match and a.site_id in match.sites]
+    exchange = [a.id for a in held if site[a.site_id].kind is SiteKind.EXCHANGE]
+    home = [a for a in exchange if site[APPLIANCE_SITE[a]].region == region]
+    away = [a for a in exchange if site[APPLIANCE_SITE[a]].region != region]
+    return (embedded + home + away)[:n]
+
+
+APPLIANCE_SITE = {a.id: a.site_id for a in APPLIANCES}
+IPS = ["198.51.100.7", "198.51.100.200", "203.0.113.5", "2001:db8:a::1", "192.0.2.10", "8.8.8.8"]
+
+
+@given(
+    holders=st.dictionaries(
+        st.integers(1, 6), st.lists(st.sampled_from([a.id for a in APPLIANCES]), unique=True), max_size=6
+    ),
+    headroom=st.lists(st.sampled_from([0.1, 0.5, 0.9]), min_size=len(APPLIANCES), max_size=len(APPLIANCES)),
+    healthy=st.lists(st.booleans(), min_size=len(APPLIANCES), max_size=len(APPLIANCES)),
+    n=st.integers(1, 8),
+)
+def test_decisions_match_a_brute_force_reading_of_the_rules(
+    holders: dict[int, list[int]], headroom: list[float], healthy: list[bool], n: int
+) -> None:
+    """Bitmask holders (``Holders``) answer exactly what the rules say, for any placement and health."""
+    health = {a.id: Health(ok, h) for a, ok, h in zip(APPLIANCES, healthy, headroom, strict=True)}
+    s = steering(holders, health=health)
+    held = {a.id: sorted(t for t, ids in holders.items() if a.id in ids) for a in APPLIANCES}
+    arrays = Holders.from_arrays({a: np.array(t, dtype=np.int64) for a, t in held.items()})
+    via_arrays = steering(arrays, health=health)  # type: ignore[arg-type]
+    for ip in IPS:
+        for title in range(1, 8):
+            want = _reference(holders, health, ip, title, n)
+            assert [c.appliance_id for c in s.decide(ip, title, n).choices] == want, (ip, title)
+            assert [c.appliance_id for c in via_arrays.decide(ip, title, n).choices] == want, (ip, title)
+
+
+def test_holders_round_trip_and_a_new_placement_may_bring_new_appliances() -> None:
+    sets = {7: [101, 120], 8: [110], 9: []}
+    holders = Holders.from_sets(sets)
+    assert holders.as_sets() == {7: frozenset({101, 120}), 8: frozenset({110})}
+    assert not any(gc.is_tracked(m) for m in holders.masks.values())  # nothing for the collector to walk
+    s = steering({7: [101]})
+    assert [c.appliance_id for c in s.decide("198.51.100.7", 7).choices] == [101]
+    moved = s.with_placement(Holders.from_sets({7: [102, 111]}))  # other slots: bits recomputed
+    assert [c.appliance_id for c in moved.decide("198.51.100.7", 7).choices] == [102, 111]
+    assert [c.appliance_id for c in s.decide("198.51.100.7", 7).choices] == [101]  # the original stands

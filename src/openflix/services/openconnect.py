@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable, normalize_ip, normalize_prefix
 from openflix.cdn.signing import ORIGIN, SigningKeys, sign_url, url_prefix
-from openflix.cdn.steering import Decision, Health, Steering
+from openflix.cdn.steering import Decision, Health, Holders, Steering
 from openflix.cdn.topology import DocPath, ModelDoc, Topology, parse
 from openflix.errors import ConfigError, ConflictError, DataError, NotFoundError
 from openflix.settings import Settings
@@ -519,9 +519,9 @@ _NOTHING = np.empty(0, dtype=np.int64)
 class _Placement:
     """What each appliance can serve, as read at one value of the ``placement`` counter.
 
-    ``servable``: appliance id -> sorted title ids; ``holders``: title id ->
-    the appliances that can serve it; ``read_at``: ``time.monotonic()`` of the
-    last whole read.
+    ``servable``: appliance id -> sorted title ids; ``holders``: which
+    appliances can serve each title (bitmasks the garbage collector does not
+    walk); ``read_at``: ``time.monotonic()`` of the last whole read.
     """
 
     rev: int
@@ -529,14 +529,14 @@ class _Placement:
     """The ``inventory`` counter it was read at: an appliance removed, moved or added (its id may be a
     removed one's, on SQLite) changes holdings without a manifest, so any change reads it whole."""
     servable: dict[int, npt.NDArray[np.int64]]
-    holders: dict[int, frozenset[int]]
+    holders: Holders
     read_at: float
 
     @classmethod
     def read(cls, conn: Any, rev: int, inventory: int) -> _Placement:
         """Every appliance's servable titles."""
         servable = store.servable(conn)
-        return cls(rev, inventory, servable, _holders(servable), time.monotonic())
+        return cls(rev, inventory, servable, Holders.from_arrays(servable), time.monotonic())
 
     def advance(self, conn: Any, rev: int, inventory: int) -> _Placement:
         """The placement at ``rev``: the appliances whose manifests were written or applied since
@@ -551,38 +551,27 @@ class _Placement:
         if len(changed) > max(8, len(self.servable) // 2):
             return _Placement.read(conn, rev, inventory)
         fresh = store.servable(conn, changed)
-        servable, holders = dict(self.servable), dict(self.holders)
+        servable, masks = dict(self.servable), dict(self.holders.masks)
+        slots, slot_of = self.holders.slots, self.holders.slot_of
         for a in changed:
             old, new = self.servable.get(a, _NOTHING), fresh.get(a, _NOTHING)
+            if a not in slot_of and new.size:  # its first titles: a new slot at the end
+                slots = (*slots, a)
+                slot_of = {**slot_of, a: len(slots) - 1}
+            bit = 1 << slot_of[a] if a in slot_of else 0
             for t in np.setdiff1d(old, new, assume_unique=True).tolist():  # only what changed
-                rest = holders[t] - {a}
+                rest = masks[t] & ~bit
                 if rest:
-                    holders[t] = rest
+                    masks[t] = rest
                 else:
-                    del holders[t]
+                    del masks[t]
             for t in np.setdiff1d(new, old, assume_unique=True).tolist():
-                holders[t] = holders.get(t, frozenset()) | {a}
+                masks[t] = masks.get(t, 0) | bit
             if a in fresh:
                 servable[a] = new
             else:
                 servable.pop(a, None)
-        return _Placement(rev, inventory, servable, holders, self.read_at)
-
-
-def _holders(held: Mapping[int, np.ndarray]) -> dict[int, frozenset[int]]:
-    """title id -> appliances holding it, from appliance id -> title ids (vectorized grouping)."""
-    apps = np.concatenate(
-        [np.full(len(t), a, dtype=np.int64) for a, t in held.items()] or [np.empty(0, np.int64)]
-    )
-    titles = np.concatenate([*held.values(), np.empty(0, np.int64)])
-    if titles.size == 0:
-        return {}
-    order = np.argsort(titles, kind="stable")
-    titles, apps = titles[order], apps[order]
-    cuts = np.flatnonzero(np.diff(titles)) + 1
-    starts = np.concatenate([[0], cuts])
-    groups = np.split(apps, cuts)
-    return {int(titles[s]): frozenset(g.tolist()) for s, g in zip(starts, groups, strict=True)}
+        return _Placement(rev, inventory, servable, Holders(slots, masks), self.read_at)
 
 
 # --- CRUD: one item of the inventory at a time, through the same complete validation ---------------
