@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,3 +185,111 @@ def test_holders_round_trip_and_a_new_placement_may_bring_new_appliances() -> No
     moved = s.with_placement(Holders.from_sets({7: [102, 111]}))  # other slots: bits recomputed
     assert [c.appliance_id for c in moved.decide("198.51.100.7", 7).choices] == [102, 111]
     assert [c.appliance_id for c in s.decide("198.51.100.7", 7).choices] == [101]  # the original stands
+
+
+# A larger fleet: 27 appliances with scattered ids (masks over 4 bytes), three exchange appliances per
+# region (so the side scanning the fewer holders is taken with several candidates), a prefix announced
+# to two sites of one ISP.
+BIG_SITES = [
+    Site(1, "a-paris", SiteKind.EMBEDDED, "eu"),
+    Site(2, "a-lyon", SiteKind.EMBEDDED, "eu"),
+    Site(3, "b-nyc", SiteKind.EMBEDDED, "us"),
+    Site(10, "ix-fra", SiteKind.EXCHANGE, "eu"),
+    Site(11, "ix-ams", SiteKind.EXCHANGE, "eu"),
+    Site(20, "ix-ash", SiteKind.EXCHANGE, "us"),
+    Site(30, "ix-sin", SiteKind.EXCHANGE, "ap"),
+]
+BIG_APPLIANCES = [
+    Appliance(7 + 1_000_003 * i, site, f"a{i}.example")
+    for i, site in enumerate(
+        [1, 1, 1, 2, 2, 3, 3, 3, 10, 10, 10, 11, 11, 11, 20, 20, 20, 20, 30, 30, 30, 1, 2, 3, 10, 20, 30]
+    )
+]
+BIG_ANNOUNCED = [
+    Announcement("198.51.100.0/24", "a", 1),
+    Announcement("198.51.100.0/24", "a", 2),
+    Announcement("203.0.113.0/24", "b", 3),
+]
+BIG_REGIONS = PrefixTable([Announcement("192.0.2.0/24", "us", 0), Announcement("192.0.3.0/24", "ap", 0)])
+BIG_IPS = ["198.51.100.7", "203.0.113.5", "192.0.2.10", "192.0.3.9", "8.8.8.8"]
+
+
+def _big_reference(
+    placement: dict[int, list[int]], health: dict[int, Health], ip: str, title: int, n: int
+) -> list[int]:
+    site = {s.id: s for s in BIG_SITES}
+    usable = sorted(
+        (a for a in BIG_APPLIANCES if health[a.id].healthy), key=lambda a: (-health[a.id].headroom, a.id)
+    )
+    match = PrefixTable(BIG_ANNOUNCED).lookup(ip)
+    where = BIG_REGIONS.lookup(ip)
+    region = site[match.sites[0]].region if match else (where.isp if where else "eu")
+    held = [a for a in usable if a.id in placement.get(title, [])]
+    embedded = [a.id for a in held if match and a.site_id in match.sites]
+    exchange = [a for a in held if site[a.site_id].kind is SiteKind.EXCHANGE]
+    home = [a.id for a in exchange if site[a.site_id].region == region]
+    away = [a.id for a in exchange if site[a.site_id].region != region]
+    return (embedded + home + away)[:n]
+
+
+@given(
+    holders=st.dictionaries(
+        st.integers(1, 5), st.lists(st.sampled_from([a.id for a in BIG_APPLIANCES]), unique=True), max_size=5
+    ),
+    headroom=st.lists(st.floats(0.0, 1.0), min_size=len(BIG_APPLIANCES), max_size=len(BIG_APPLIANCES)),
+    healthy=st.lists(st.booleans(), min_size=len(BIG_APPLIANCES), max_size=len(BIG_APPLIANCES)),
+    n=st.integers(1, 12),
+    order=st.randoms(use_true_random=False),
+)
+def test_every_way_of_building_the_placement_answers_what_the_rules_say(
+    holders: dict[int, list[int]], headroom: list[float], healthy: list[bool], n: int, order: Any
+) -> None:
+    """from_sets, from_arrays given in any order, slots in any order (as an advanced placement has
+    them) and a placement swapped in later all answer the brute-force reading of the rules."""
+    health = {a.id: Health(ok, h) for a, ok, h in zip(BIG_APPLIANCES, healthy, headroom, strict=True)}
+    held = {a.id: [t for t, ids in holders.items() if a.id in ids] for a in BIG_APPLIANCES}
+    shuffled = list(held.items())
+    order.shuffle(shuffled)
+    from_sets = Holders.from_sets(holders)
+    slots = list(from_sets.slots)
+    order.shuffle(slots)
+    bit = {a: 1 << i for i, a in enumerate(slots)}
+    permuted = Holders(tuple(slots), {t: sum(bit[a] for a in set(ids)) for t, ids in holders.items() if ids})
+
+    def build(placement: Any) -> Steering:
+        return Steering(BIG_SITES, BIG_APPLIANCES, PrefixTable(BIG_ANNOUNCED), placement, health,
+                        regions=BIG_REGIONS, default_region="eu")  # fmt: skip
+
+    ways = [
+        build(from_sets),
+        build(Holders.from_arrays({a: np.array(t, dtype=np.int64) for a, t in shuffled})),
+        build(permuted),
+        build({}).with_placement(permuted),
+        build(permuted).with_placement(from_sets),
+    ]
+    for ip in BIG_IPS:
+        for title in range(1, 7):
+            want = _big_reference(holders, health, ip, title, n)
+            for k, s in enumerate(ways):
+                assert [c.appliance_id for c in s.decide(ip, title, n).choices] == want, (k, ip, title)
+
+
+def test_bits_are_slots_in_order_past_one_byte() -> None:
+    """Bit i of a mask is slots[i], for any number of appliances and any ids."""
+    ids = [3 + 7919 * i for i in range(20)]
+    holders = Holders.from_arrays({a: np.array([1, 2 + i % 2], dtype=np.int64) for i, a in enumerate(ids)})
+    assert holders.slots == tuple(ids) and holders.masks[1] == 2**20 - 1
+    assert holders.masks[2] == sum(1 << i for i in range(0, 20, 2)) and holders.holding(3) == frozenset(
+        ids[1::2]
+    )
+    assert Holders.from_sets(holders.as_sets()).masks == holders.masks
+
+
+def test_a_large_fleet_packs_its_bits_without_the_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import openflix.cdn.steering as core
+
+    rng = np.random.default_rng(3)
+    held = {int(a): np.unique(rng.integers(0, 500, 120)) for a in rng.choice(10**9, 70, replace=False)}
+    small = Holders.from_arrays(held)
+    monkeypatch.setattr(core, "MATRIX_MAX", 0)
+    assert Holders.from_arrays(held).masks == small.masks and Holders.from_arrays(held).slots == small.slots

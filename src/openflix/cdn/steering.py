@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from openflix.cdn.inventory import Appliance, ApplianceStatus, Site, SiteKind
 from openflix.cdn.prefixes import PrefixTable
+from openflix.errors import DataError
 
 __all__ = ["Choice", "Decision", "Health", "Holders", "Steering", "Tier"]
 
@@ -77,6 +78,10 @@ class Decision:
         return not self.choices
 
 
+MATRIX_MAX = 64 * 2**20
+"""Cells (bytes) of the bool matrix :class:`Holders` builds its bits through; past that, bit by bit."""
+
+
 @dataclass(frozen=True, eq=False)
 class Holders:
     """Which appliances hold each title: one bitmask (a Python ``int``) per title over appliance slots.
@@ -101,11 +106,13 @@ class Holders:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slot_of", {a: i for i, a in enumerate(self.slots)})
+        if len(self.slot_of) != len(self.slots):
+            raise DataError(f"an appliance has one slot at most (slots {self.slots!r})")
 
     @classmethod
     def from_sets(cls, placement: Mapping[int, Collection[int]]) -> Holders:
         """From title id -> ids of the appliances holding it."""
-        held = {t: ids for t, ids in placement.items() if ids}
+        held = {t: ids for t, ids in placement.items() if len(ids)}
         appliances = np.fromiter(itertools.chain.from_iterable(held.values()), dtype=np.int64)
         if appliances.size == 0:
             return cls((), {})
@@ -132,11 +139,18 @@ class Holders:
         slots: npt.NDArray[np.int64],
         slot: npt.NDArray[np.intp],
     ) -> Holders:
-        """One bit matrix (title rows x appliance slots) from each copy's row and slot, packed per title."""
-        matrix = np.zeros((len(titles), slots.size), dtype=bool)
-        matrix[rows, slot] = True
-        packed = np.packbits(matrix, axis=1, bitorder="little")
-        width, buffer = packed.shape[1], packed.tobytes()
+        """Each title's bits (one row of ``(slots + 7) // 8`` bytes, little-endian) from each copy's row
+        and slot: through a bool matrix while it is small (5 ms for 17,770 titles x 213 slots), else
+        straight into the bytes (13 x slower, but no titles x slots matrix for a large fleet)."""
+        width = (slots.size + 7) // 8
+        if len(titles) * slots.size <= MATRIX_MAX:
+            matrix = np.zeros((len(titles), slots.size), dtype=bool)
+            matrix[rows, slot] = True
+            buffer = np.packbits(matrix, axis=1, bitorder="little").tobytes()
+        else:
+            packed = np.zeros(len(titles) * width, dtype=np.uint8)
+            np.bitwise_or.at(packed, rows * width + (slot >> 3), np.left_shift(1, slot & 7).astype(np.uint8))
+            buffer = packed.tobytes()
         masks = {
             t: int.from_bytes(buffer[i * width : (i + 1) * width], "little") for i, t in enumerate(titles)
         }
@@ -236,8 +250,10 @@ class Steering:
         self._exchange_bits = {region: bits(ids) for region, ids in self._exchange.items()}
         self._remote_bits = {region: bits(ids) for region, ids in self._remote.items()}
 
-    def with_placement(self, placement: Holders) -> Steering:
+    def with_placement(self, placement: Mapping[int, Collection[int]] | Holders) -> Steering:
         """The same snapshot with another placement, without ranking again."""
+        if not isinstance(placement, Holders):
+            placement = Holders.from_sets(placement)
         other = copy.copy(self)
         if placement.slots == self._holders.slots:
             other._holders, other._masks = placement, placement.masks

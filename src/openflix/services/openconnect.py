@@ -555,10 +555,12 @@ class _Placement:
         slots, slot_of = self.holders.slots, self.holders.slot_of
         for a in changed:
             old, new = self.servable.get(a, _NOTHING), fresh.get(a, _NOTHING)
-            if a not in slot_of and new.size:  # its first titles: a new slot at the end
-                slots = (*slots, a)
-                slot_of = {**slot_of, a: len(slots) - 1}
-            bit = 1 << slot_of[a] if a in slot_of else 0
+            if a in slot_of:
+                bit = 1 << slot_of[a]
+            elif new.size:  # its first titles: a new slot at the end
+                slots, bit = (*slots, a), 1 << len(slots)
+            else:
+                bit = 0
             for t in np.setdiff1d(old, new, assume_unique=True).tolist():  # only what changed
                 rest = masks[t] & ~bit
                 if rest:
