@@ -56,8 +56,9 @@ def create_app(
     config: dict[str, Any] | None = None,
 ) -> APIFlask:
     """The openflix API on ``platform`` (default: adapters from ``OPENFLIX_*`` settings)."""
-    from openflix.api import catalog, cdn, jobs, members, models, ops, problems, schemas, web
+    from openflix.api import catalog, cdn, inputs, jobs, members, models, ops, problems, schemas, web
 
+    inputs.refuse_unknown_query_parameters()
     platform = platform or Platform(settings or Settings.from_env())
     # No static folder of the app's own: its /static route would shadow the web blueprint's (home.js).
     app = APIFlask(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from marshmallow import RAISE
 
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require
@@ -20,7 +19,7 @@ RESPONSES = {404: "Unknown title"}
 
 @bp.get("/titles")
 @bp.auth_required(auth)
-@bp.input(s.TitleQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(s.TitleQuery, location="query", arg_name="query")
 @bp.output(s.TitlePage)
 def titles(query: dict[str, Any]) -> dict[str, Any]:
     """List titles: search words of the name, filter by genre, year and region."""
@@ -69,7 +68,7 @@ def availability(title_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/titles/<int:title_id>/similar")
 @bp.auth_required(auth)
-@bp.input(s.Similar, location="query", arg_name="query", unknown=RAISE)
+@bp.input(s.Similar, location="query", arg_name="query")
 @bp.output(s.SimilarOut)
 @bp.doc(responses={**RESPONSES, 503: "No model is in production yet"})
 def similar(title_id: int, query: dict[str, Any]) -> dict[str, Any]:

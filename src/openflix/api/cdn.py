@@ -11,7 +11,6 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Response, request
-from marshmallow import RAISE
 
 from openflix.api import cdn_schemas as c
 from openflix.api.auth import auth, require
@@ -55,7 +54,7 @@ TOPOLOGY_OUT: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = {
 
 @bp.get("/topology")
 @bp.auth_required(auth)
-@bp.input(c.TopologyQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(c.TopologyQuery, location="query", arg_name="query")
 @bp.doc(responses=TOPOLOGY_OUT)
 def export(query: dict[str, Any]) -> Response:
     """The whole inventory as one topology document (operator)."""
@@ -96,7 +95,7 @@ def _crud(kind: str, noun: str, schema_in: Any, schema_out: Any, schema_page: An
     @bp.get(base, endpoint=f"{kind}_list")
     @bp.auth_required(auth)
     # a misspelt filter is a 422 naming it, not a silently unfiltered list
-    @bp.input(query_schema, location="query", arg_name="query", unknown=RAISE)
+    @bp.input(query_schema, location="query", arg_name="query")
     @bp.output(schema_page)
     @bp.doc(
         summary=f"List {noun}s",
@@ -169,7 +168,7 @@ _crud("appliances", "appliance", c.ApplianceIn, c.ApplianceOut, c.AppliancePage,
 
 @bp.get("/components")
 @bp.auth_required(auth)
-@bp.input(c.ComponentQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(c.ComponentQuery, location="query", arg_name="query")
 @bp.output(c.ComponentPage)
 def components_list(query: dict[str, Any]) -> dict[str, Any]:
     """Components of the whole fleet, filtered by appliance, site, kind and status (operator).
@@ -184,7 +183,7 @@ def components_list(query: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/appliances/<int:appliance_id>/components")
 @bp.auth_required(auth)
-@bp.input(c.ApplianceComponentQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(c.ApplianceComponentQuery, location="query", arg_name="query")
 @bp.output(c.ComponentPage)
 @bp.doc(responses=UNKNOWN)
 def appliance_components(appliance_id: int, query: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +325,7 @@ def manifest_applied(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/steer")
 @bp.auth_required(auth)
-@bp.input(c.SteerQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(c.SteerQuery, location="query", arg_name="query")
 @bp.output(c.SteerOut)
 @bp.doc(responses={404: "Unknown title", 422: "Malformed IP address"})
 def steer(query: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Response
-from marshmallow import RAISE
 
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require_member
@@ -40,7 +39,7 @@ def member(member_id: int) -> dict[str, Any]:
 
 @bp.get("/members/<int:member_id>/history")
 @bp.auth_required(auth)
-@bp.input(s.HistoryQuery, location="query", arg_name="query", unknown=RAISE)
+@bp.input(s.HistoryQuery, location="query", arg_name="query")
 @bp.output(s.HistoryOut)
 @bp.doc(responses=RESPONSES)
 def history(member_id: int, query: dict[str, Any]) -> dict[str, Any]:
