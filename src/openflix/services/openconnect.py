@@ -388,9 +388,7 @@ class SteeringService:
         if time.monotonic() < self._retry_at or (self.refresher is not None and self.refresher.is_alive()):
             return
         with self._starting:
-            if self.refresher is None or not self.refresher.is_alive():
-                self.refresher = threading.Thread(target=self._refresh, name="openflix-steering", daemon=True)
-                self.refresher.start()
+            self.refresher = _running(self.refresher, self._refresh, "openflix-steering")
 
     def _refresh(self) -> None:
         """Build a snapshot at the store's counters without the lock, and swap it in if nothing newer was
@@ -433,9 +431,7 @@ class SteeringService:
         if time.monotonic() - placement.read_at <= COPY_MAX_AGE:
             return
         with self._starting:  # taken with or without the snapshot's lock, never the other way round
-            if self.rereader is None or not self.rereader.is_alive():
-                self.rereader = threading.Thread(target=self._reread, name="openflix-placement", daemon=True)
-                self.rereader.start()
+            self.rereader = _running(self.rereader, self._reread, "openflix-placement")
 
     def _reread(self) -> None:
         """Read every appliance's titles again (a change made around the store shows within
@@ -510,6 +506,15 @@ class SteeringService:
         if decision.origin:  # the setting was checked when the service started
             origin = sign_url(self.settings.origin_url, title_id, ORIGIN, client, expires, keys)
         return SteerResult(decision, urls, expires, origin)
+
+
+def _running(thread: threading.Thread | None, target: Callable[[], None], name: str) -> threading.Thread:
+    """``thread`` while it still runs, else ``target`` started on a new daemon thread."""
+    if thread is not None and thread.is_alive():
+        return thread
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 _NOTHING = np.empty(0, dtype=np.int64)
