@@ -337,10 +337,10 @@ class _Problems:
 
     def _again(self, message: str, first: DocPath, line: int | None) -> str:
         rooted = self.rooted(first)
-        if rooted is not None or not self.roots:
-            at = rooted or (f"{_path_text(first)}, line {line}" if line else _path_text(first))
-            return f"{message} appears twice (first at {at})"
-        return f"{message} is already used by {_entry_label(self.doc, first)}"
+        if rooted is None and self.roots:  # a stored entry has it
+            return f"{message} is already used by {self.named(first)}"
+        at = rooted or (f"{_path_text(first)}, line {line}" if line else _path_text(first))
+        return f"{message} appears twice (first at {at})"
 
     def raise_if_any(self, source: str, text: str | None) -> None:
         if not self.items:
