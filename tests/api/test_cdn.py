@@ -713,7 +713,7 @@ def test_steering_follows_fills_and_applied_manifests_reading_only_the_appliance
         assert now.servable.keys() == whole.keys()
         assert all(np.array_equal(now.servable[a], whole[a]) for a in whole)
         assert now.holders.as_sets() == Holders.from_arrays(whole).as_sets()
-        assert service.snapshot()._masks is now.holders.masks  # the snapshot in use steers by it
+        assert service.snapshot()._bitmaps is now.holders.bitmaps  # the snapshot in use steers by it
 
     report = fill_site(engine, site, title_gb=100.0, stale_s=300)  # its titles planned on the others
     same_as_a_whole_read()
@@ -741,10 +741,9 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     old = service._placement
     assert old is not None
     # as if read two minutes ago, and missing a title an appliance got around the store
-    masks = dict(old.holders.masks)
-    title = next(iter(masks))
-    del masks[title]
-    holders = Holders(old.holders.slots, masks)
+    title = next(iter(old.holders.bitmaps))
+    holders = old.holders.changed({a: ([], [title]) for a in old.holders.holding(title)})
+    assert title not in holders.bitmaps
     service._placement = dataclasses.replace(old, holders=holders, read_at=old.read_at - 120.0)
     service._snapshot = None
     service.snapshot()  # answered from the old copy, which starts the read
@@ -754,7 +753,7 @@ def test_an_old_placement_is_read_whole_again_in_the_background(cdn: Served) -> 
     assert fresh.read_at > old.read_at
     with engine.connect() as conn:
         assert fresh.holders.as_sets() == Holders.from_arrays(servable(conn)).as_sets()
-    assert title in service.snapshot()._masks  # the snapshot in use was given the fresh copy
+    assert title in service.snapshot()._bitmaps  # the snapshot in use was given the fresh copy
 
 
 def test_an_appliance_removed_and_another_added_in_its_place_is_seen_at_once(cdn: Served) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 import numpy as np
@@ -179,7 +180,8 @@ def test_holders_round_trip_and_a_new_placement_may_bring_new_appliances() -> No
     sets = {7: [101, 120], 8: [110], 9: []}
     holders = Holders.from_sets(sets)
     assert holders.as_sets() == {7: frozenset({101, 120}), 8: frozenset({110})}
-    assert not any(gc.is_tracked(m) for m in holders.masks.values())  # nothing for the collector to walk
+    stored = [*holders.bitmaps.values(), *holders.lists.values()]
+    assert stored and not any(gc.is_tracked(b) for b in stored)  # nothing for the collector to walk
     s = steering({7: [101]})
     assert [c.appliance_id for c in s.decide("198.51.100.7", 7).choices] == [101]
     moved = s.with_placement(Holders.from_sets({7: [102, 111]}))  # other slots: bits recomputed
@@ -253,8 +255,8 @@ def test_every_way_of_building_the_placement_answers_what_the_rules_say(
     from_sets = Holders.from_sets(holders)
     slots = list(from_sets.slots)
     order.shuffle(slots)
-    bit = {a: 1 << i for i, a in enumerate(slots)}
-    permuted = Holders(tuple(slots), {t: sum(bit[a] for a in set(ids)) for t, ids in holders.items() if ids})
+    slot = {a: i for i, a in enumerate(slots)}
+    permuted = Holders.from_slots(slots, {t: [slot[a] for a in ids] for t, ids in holders.items()})
 
     def build(placement: Any) -> Steering:
         return Steering(BIG_SITES, BIG_APPLIANCES, PrefixTable(BIG_ANNOUNCED), placement, health,
@@ -275,14 +277,17 @@ def test_every_way_of_building_the_placement_answers_what_the_rules_say(
 
 
 def test_bits_are_slots_in_order_past_one_byte() -> None:
-    """Bit i of a mask is slots[i], for any number of appliances and any ids."""
+    """Bit i of a bitmap is slots[i], for any number of appliances and any ids."""
     ids = [3 + 7919 * i for i in range(20)]
     holders = Holders.from_arrays({a: np.array([1, 2 + i % 2], dtype=np.int64) for i, a in enumerate(ids)})
-    assert holders.slots == tuple(ids) and holders.masks[1] == 2**20 - 1
-    assert holders.masks[2] == sum(1 << i for i in range(0, 20, 2)) and holders.holding(3) == frozenset(
-        ids[1::2]
-    )
-    assert Holders.from_sets(holders.as_sets()).masks == holders.masks
+
+    def bits(title: int) -> int:
+        return int.from_bytes(holders.bitmaps[title], "little")
+
+    assert holders.slots == tuple(ids) and holders.width == 3 and bits(1) == 2**20 - 1
+    assert bits(2) == sum(1 << i for i in range(0, 20, 2)) and holders.holding(3) == frozenset(ids[1::2])
+    assert sorted(memoryview(holders.lists[2]).cast("I")) == list(range(0, 20, 2))
+    assert Holders.from_sets(holders.as_sets()).bitmaps == holders.bitmaps
 
 
 def test_a_large_fleet_packs_its_bits_without_the_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,4 +297,53 @@ def test_a_large_fleet_packs_its_bits_without_the_matrix(monkeypatch: pytest.Mon
     held = {int(a): np.unique(rng.integers(0, 500, 120)) for a in rng.choice(10**9, 70, replace=False)}
     small = Holders.from_arrays(held)
     monkeypatch.setattr(core, "MATRIX_MAX", 0)
-    assert Holders.from_arrays(held).masks == small.masks and Holders.from_arrays(held).slots == small.slots
+    big = Holders.from_arrays(held)
+    assert big.bitmaps == small.bitmaps and big.lists == small.lists and big.slots == small.slots
+
+
+def _consistent(holders: Holders) -> dict[int, frozenset[int]]:
+    """Every bitmap has the holders' width and the same bits as its title's list (no slot twice)."""
+    assert holders.bitmaps.keys() == holders.lists.keys()
+    for title, bitmap in holders.bitmaps.items():
+        listed = list(memoryview(holders.lists[title]).cast("I"))
+        bits = int.from_bytes(bitmap, "little")
+        assert len(bitmap) == holders.width and listed, title
+        assert len(set(listed)) == len(listed) and bits == sum(1 << i for i in listed), title
+    return holders.as_sets()
+
+
+@given(
+    before=st.dictionaries(st.integers(1, 6), st.sets(st.integers(100, 112)), max_size=6),
+    changes=st.dictionaries(
+        st.integers(100, 120),  # 100..112 may hold titles already, 113..120 never do before
+        st.tuples(st.lists(st.integers(1, 8)), st.lists(st.integers(1, 8))),
+        max_size=10,
+    ),
+)
+def test_a_changed_placement_is_the_one_read_whole(
+    before: dict[int, set[int]], changes: dict[int, tuple[list[int], list[int]]]
+) -> None:
+    """Titles gained and lost by some appliances (new ones among them, across byte boundaries; titles
+    lost that were not held, gained that were) give what reading the new placement whole gives."""
+    want = {t: set(ids) for t, ids in before.items()}
+    for a, (gained, lost) in changes.items():
+        for t in lost:
+            want.get(t, set()).discard(a)
+        for t in gained:
+            want.setdefault(t, set()).add(a)
+    old = Holders.from_sets(before)
+    new = old.changed(changes)
+    assert _consistent(new) == {t: frozenset(ids) for t, ids in want.items() if ids}
+    assert _consistent(old) == {t: frozenset(ids) for t, ids in before.items() if ids}  # old one unchanged
+    assert new.slots[: len(old.slots)] == old.slots  # kept slots keep their bits
+
+
+def test_a_slot_number_found_across_two_others_bytes_is_not_taken_for_it() -> None:
+    """Slot 256's bytes (00 01 00 00) also start at byte 3 of the list 0, 1, 256."""
+    ids = list(range(1000, 1300))
+    holders = Holders.from_slots(ids, {7: [0, 1, 256]})
+    assert holders.lists[7].find((256).to_bytes(4, sys.byteorder)) == 3
+    assert _consistent(holders.changed({ids[256]: ([], [7])})) == {7: frozenset({1000, 1001})}
+    assert _consistent(holders.changed({ids[1]: ([], [7])})) == {7: frozenset({1000, 1256})}
+    with pytest.raises(DataError, match=r"title 8: slot numbers must be in 0\.\.299 \(got \[300\]\)"):
+        Holders.from_slots(ids, {8: [300]})

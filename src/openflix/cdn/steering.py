@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Collection, Mapping, Sequence
+import sys
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -79,28 +80,46 @@ class Decision:
 
 
 MATRIX_MAX = 64 * 2**20
-"""Cells (bytes) of the bool matrix :class:`Holders` builds its bits through; past that, bit by bit."""
+"""Cells (bytes) of the bool matrix :class:`Holders` builds its bitmaps through; past that, bit by bit."""
+
+_SLOT = np.dtype(np.uint32)
+"""A slot number in :attr:`Holders.lists`: native-order unsigned 32 bits (``memoryview.cast("I")``)."""
+_SLOT_BYTES = _SLOT.itemsize
+
+
+def _slot_numbers(raw: bytes) -> memoryview:
+    """The slot numbers packed in ``raw``, as a sequence of ints."""
+    return memoryview(raw).cast("I")
 
 
 @dataclass(frozen=True, eq=False)
 class Holders:
-    """Which appliances hold each title: one bitmask (a Python ``int``) per title over appliance slots.
+    """Which appliances hold each title, over appliance slots: per title a bitmap and a list, both bytes.
 
-    Ints are not tracked by the cyclic garbage collector, so a fleet's million
-    copies cost its full passes nothing; a frozenset of appliance ids per
-    title made every full pass walk every copy (about 25 ms for 1.15 M
-    copies, during which no request is answered).
+    The bitmap answers "does slot ``i`` hold it" in constant time whatever the
+    fleet's size (bit ``i % 8`` of byte ``i // 8``); the list walks a title's
+    holders in time proportional to their number.  Both are ``bytes``, which
+    the cyclic garbage collector does not track, so a fleet's million copies
+    cost its full passes nothing; a frozenset of appliance ids per title made
+    every full pass walk every copy (about 25 ms for 1.15 M copies, during
+    which no request is answered).
 
     Attributes
     ----------
     slots:
-        The appliance id of each bit: bit ``i`` of a mask is ``slots[i]``.
-    masks:
-        Title id -> bitmask of the appliances holding it (titles nobody holds are absent).
+        The appliance id of each slot: slot ``i`` is ``slots[i]``.
+    bitmaps:
+        Title id -> ``(len(slots) + 7) // 8`` bytes, bit ``i`` set when slot
+        ``i`` holds the title (titles nobody holds are absent).
+    lists:
+        Title id -> the slot numbers holding it, in no particular order, as
+        native unsigned 32-bit integers (4 bytes each); the same titles as
+        ``bitmaps``.
     """
 
     slots: tuple[int, ...]
-    masks: Mapping[int, int]
+    bitmaps: Mapping[int, bytes]
+    lists: Mapping[int, bytes]
     slot_of: dict[int, int] = field(init=False, repr=False)
     """Appliance id -> its slot."""
 
@@ -109,13 +128,31 @@ class Holders:
         if len(self.slot_of) != len(self.slots):
             raise DataError(f"an appliance has one slot at most (slots {self.slots!r})")
 
+    @property
+    def width(self) -> int:
+        """Bytes of every bitmap."""
+        return (len(self.slots) + 7) // 8
+
+    @classmethod
+    def from_slots(cls, slots: Sequence[int], held: Mapping[int, Iterable[int]]) -> Holders:
+        """From the appliance id of each slot and title id -> the slot numbers holding it."""
+        width = (len(slots) + 7) // 8
+        bitmaps, lists = {}, {}
+        for title, numbers in held.items():
+            ordered = sorted(set(numbers))
+            if ordered and (ordered[0] < 0 or ordered[-1] >= len(slots)):
+                raise DataError(f"title {title}: slot numbers must be in 0..{len(slots) - 1} (got {ordered})")
+            if ordered:
+                bitmaps[title], lists[title] = _encoded(ordered, width)
+        return cls(tuple(slots), bitmaps, lists)
+
     @classmethod
     def from_sets(cls, placement: Mapping[int, Collection[int]]) -> Holders:
         """From title id -> ids of the appliances holding it."""
         held = {t: ids for t, ids in placement.items() if len(ids)}
         appliances = np.fromiter(itertools.chain.from_iterable(held.values()), dtype=np.int64)
         if appliances.size == 0:
-            return cls((), {})
+            return cls((), {}, {})
         slots = np.unique(appliances)
         rows = np.repeat(np.arange(len(held)), [len(ids) for ids in held.values()])
         return cls._packed(list(held), rows, slots, np.searchsorted(slots, appliances))
@@ -125,9 +162,9 @@ class Holders:
         """From appliance id -> the title ids it holds."""
         slots = np.array(sorted(a for a, t in held.items() if len(t)), dtype=np.int64)
         if slots.size == 0:
-            return cls((), {})
+            return cls((), {}, {})
         titles = np.concatenate([np.asarray(held[a], dtype=np.int64) for a in slots.tolist()])
-        unique, rows = np.unique(titles, return_inverse=True)
+        unique, rows = _indexed(titles)
         slot = np.repeat(np.arange(slots.size), [len(held[a]) for a in slots.tolist()])
         return cls._packed(unique.tolist(), rows, slots, slot)
 
@@ -139,35 +176,119 @@ class Holders:
         slots: npt.NDArray[np.int64],
         slot: npt.NDArray[np.intp],
     ) -> Holders:
-        """Each title's bits (one row of ``(slots + 7) // 8`` bytes, little-endian) from each copy's row
-        and slot: through a bool matrix while it is small (5 ms for 17,770 titles x 213 slots), else
-        straight into the bytes (13 x slower, but no titles x slots matrix for a large fleet)."""
+        """Each title's bitmap (one row of ``(slots + 7) // 8`` bytes, little-endian bits) and list from
+        each copy's row and slot: the bitmaps through a bool matrix while it is small (5 ms for 17,770
+        titles x 213 slots), else straight into the bytes (no titles x slots matrix for a large fleet)."""
         width = (slots.size + 7) // 8
         if len(titles) * slots.size <= MATRIX_MAX:
             matrix = np.zeros((len(titles), slots.size), dtype=bool)
             matrix[rows, slot] = True
-            buffer = np.packbits(matrix, axis=1, bitorder="little").tobytes()
+            packed = np.packbits(matrix, axis=1, bitorder="little")
+            row, number = np.nonzero(matrix)
         else:
-            packed = np.zeros(len(titles) * width, dtype=np.uint8)
-            np.bitwise_or.at(packed, rows * width + (slot >> 3), np.left_shift(1, slot & 7).astype(np.uint8))
-            buffer = packed.tobytes()
-        masks = {
-            t: int.from_bytes(buffer[i * width : (i + 1) * width], "little") for i, t in enumerate(titles)
-        }
-        return cls(tuple(slots.tolist()), masks)
+            packed = np.zeros((len(titles), width), dtype=np.uint8)
+            np.bitwise_or.at(
+                packed.reshape(-1), rows * width + (slot >> 3), np.left_shift(1, slot & 7).astype(np.uint8)
+            )
+            row, number = _set_bits(packed, slots.size)
+        buffer = packed.tobytes()
+        numbers = number.astype(_SLOT).tobytes()
+        ends = np.cumsum(np.bincount(row, minlength=len(titles))) * _SLOT_BYTES
+        starts = np.concatenate(([0], ends[:-1]))
+        bitmaps, lists = {}, {}
+        for i, (t, lo, hi) in enumerate(zip(titles, starts.tolist(), ends.tolist(), strict=True)):
+            bitmaps[t] = buffer[i * width : (i + 1) * width]
+            lists[t] = numbers[lo:hi]
+        return cls(tuple(slots.tolist()), bitmaps, lists)
+
+    def changed(self, changes: Mapping[int, tuple[Iterable[int], Iterable[int]]]) -> Holders:
+        """A new placement: appliance id -> (title ids it gained, title ids it lost; losses first), the
+        rest kept.
+
+        Each change costs about a microsecond (one bitmap and one list copied);
+        an appliance without a slot that gains titles gets a new slot at the
+        end (every bitmap grows a byte when that crosses a byte boundary).
+        """
+        slots, slot_of = list(self.slots), dict(self.slot_of)
+        bitmaps, lists, width = dict(self.bitmaps), dict(self.lists), self.width
+        for appliance, (gained, lost) in changes.items():
+            gained = list(gained)
+            if appliance not in slot_of:
+                if not gained:
+                    continue
+                slot_of[appliance] = len(slots)
+                slots.append(appliance)
+                if (len(slots) + 7) // 8 > width:
+                    width += 1
+                    bitmaps = {t: b + b"\0" for t, b in bitmaps.items()}
+            i = slot_of[appliance]
+            j, bit, number = i >> 3, 1 << (i & 7), i.to_bytes(_SLOT_BYTES, sys.byteorder)
+            for t in lost:
+                if (bitmap := bitmaps.get(t)) is None or not bitmap[j] & bit:
+                    continue  # not held: nothing to lose
+                held = lists[t]
+                if len(held) == _SLOT_BYTES:
+                    del bitmaps[t], lists[t]
+                    continue
+                at = held.find(number)
+                while at % _SLOT_BYTES:  # a match across two numbers' bytes: look further
+                    at = held.find(number, at + 1)
+                bitmaps[t], lists[t] = _flipped(bitmap, j, bit), held[:at] + held[at + _SLOT_BYTES :]
+            for t in gained:
+                if (bitmap := bitmaps.get(t)) is None:
+                    bitmaps[t], lists[t] = _flipped(bytes(width), j, bit), number
+                elif not bitmap[j] & bit:
+                    bitmaps[t], lists[t] = _flipped(bitmap, j, bit), lists[t] + number
+        return Holders(tuple(slots), bitmaps, lists)
 
     def holding(self, title_id: int) -> frozenset[int]:
         """The ids of the appliances holding ``title_id``."""
-        mask, out = self.masks.get(title_id, 0), []
-        while mask:
-            low = mask & -mask
-            out.append(self.slots[low.bit_length() - 1])
-            mask ^= low
-        return frozenset(out)
+        return frozenset(self.slots[i] for i in _slot_numbers(self.lists.get(title_id, b"")))
 
     def as_sets(self) -> dict[int, frozenset[int]]:
         """Title id -> ids of the appliances holding it (to compare or show; not for the hot path)."""
-        return {t: self.holding(t) for t in self.masks}
+        return {t: self.holding(t) for t in self.lists}
+
+
+def _indexed(values: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """``np.unique(values, return_inverse=True)`` by a table when the values are small ids (no sort:
+    40 ms instead of 300 ms for 3 M copies)."""
+    top = int(values.max())
+    if values.min() < 0 or top >= max(4 * values.size, 1 << 20):
+        unique, inverse = np.unique(values, return_inverse=True)
+        return unique, inverse
+    present = np.zeros(top + 1, dtype=bool)
+    present[values] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+
+
+def _set_bits(
+    packed: npt.NDArray[np.uint8], n_bits: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Row and bit number of every set bit of ``packed`` ``(rows, bytes)`` (little-endian bits), in row
+    then bit order, unpacking at most :data:`MATRIX_MAX` bits at a time."""
+    step = max(1, MATRIX_MAX // max(n_bits, 1))
+    rows, bits = [], []
+    for lo in range(0, packed.shape[0], step):
+        r, b = np.nonzero(np.unpackbits(packed[lo : lo + step], axis=1, count=n_bits, bitorder="little"))
+        rows.append(r + lo)
+        bits.append(b)
+    return np.concatenate(rows), np.concatenate(bits)
+
+
+def _flipped(bitmap: bytes, j: int, bit: int) -> bytes:
+    """``bitmap`` with ``bit`` of byte ``j`` flipped."""
+    out = bytearray(bitmap)
+    out[j] ^= bit
+    return bytes(out)
+
+
+def _encoded(ordered: Sequence[int], width: int) -> tuple[bytes, bytes]:
+    """The bitmap of ``width`` bytes and the list of the slot numbers ``ordered`` (ascending)."""
+    bitmap = bytearray(width)
+    for i in ordered:
+        bitmap[i >> 3] |= 1 << (i & 7)
+    return bytes(bitmap), np.asarray(ordered, dtype=_SLOT).tobytes()
 
 
 class Steering:
@@ -238,13 +359,13 @@ class Steering:
         self._use(placement if isinstance(placement, Holders) else Holders.from_sets(placement))
 
     def _use(self, holders: Holders) -> None:
-        """Take ``holders`` as the placement: each ranked list gets its appliances' bits."""
+        """Take ``holders`` as the placement: each ranked list gets its appliances' byte and bit."""
         self._holders = holders
-        self._masks = holders.masks  # also on its own: one attribute lookup less per decision
-        bit = {a: 1 << i for i, a in enumerate(holders.slots)}
+        self._bitmaps, self._lists = holders.bitmaps, holders.lists  # one attribute lookup less each
+        where = {a: (i >> 3, 1 << (i & 7)) for i, a in enumerate(holders.slots)}
 
-        def bits(ids: Sequence[int]) -> list[tuple[int, int]]:
-            return [(a, bit[a]) for a in ids if a in bit]  # an appliance holding nothing has no slot
+        def bits(ids: Sequence[int]) -> list[tuple[int, int, int]]:
+            return [(a, *where[a]) for a in ids if a in where]  # an appliance holding nothing has no slot
 
         self._site_bits = {site: bits(ids) for site, ids in self._site_apps.items()}
         self._exchange_bits = {region: bits(ids) for region, ids in self._exchange.items()}
@@ -256,7 +377,7 @@ class Steering:
             placement = Holders.from_sets(placement)
         other = copy.copy(self)
         if placement.slots == self._holders.slots:
-            other._holders, other._masks = placement, placement.masks
+            other._holders, other._bitmaps, other._lists = placement, placement.bitmaps, placement.lists
         else:
             other._use(placement)
         return other
@@ -276,12 +397,12 @@ class Steering:
             isp = None
             where = self.regions.lookup(ip) if self.regions is not None else None
             region = where.isp if where is not None else self.default_region
-        mask = self._masks.get(title_id, 0)
-        if not mask:
+        bitmap = self._bitmaps.get(title_id)
+        if bitmap is None:
             return Decision(ip, title_id, region, isp, ())
         chosen: list[Choice] = []
         if match is not None:
-            local = [a for site in match.sites for a, bit in self._site_bits.get(site, ()) if mask & bit]
+            local = [a for site in match.sites for a, j, b in self._site_bits.get(site, ()) if bitmap[j] & b]
             if len(match.sites) > 1:
                 local.sort(key=self._rank.__getitem__)
             chosen += [Choice(a, self._host[a], Tier.EMBEDDED) for a in local[:n]]
@@ -293,28 +414,33 @@ class Steering:
                 break
             chosen += [
                 Choice(a, self._host[a], tier)
-                for a in self._pick(ranked, mask, tier, region, n - len(chosen))
+                for a in self._pick(ranked, title_id, bitmap, tier, region, n - len(chosen))
             ]
         return Decision(ip, title_id, region, isp, tuple(chosen))
 
     def _pick(
-        self, ranked: Sequence[tuple[int, int]], mask: int, tier: Tier, region: str, k: int
+        self,
+        ranked: Sequence[tuple[int, int, int]],
+        title_id: int,
+        bitmap: bytes,
+        tier: Tier,
+        region: str,
+        k: int,
     ) -> list[int]:
-        """The ``k`` best of ``ranked`` (appliance, bit) that hold the title (``mask``), scanning
-        whichever side is shorter."""
-        if mask.bit_count() < len(ranked):
+        """The ``k`` best of ``ranked`` (appliance, byte, bit) that hold the title (its ``bitmap``),
+        scanning whichever side is shorter: the ranked list, or the title's holders."""
+        held = self._lists[title_id]
+        if len(held) < len(ranked) * _SLOT_BYTES:
             home, slots, mine = tier is Tier.EXCHANGE, self._holders.slots, []
-            while mask:
-                low = mask & -mask
-                a = slots[low.bit_length() - 1]
-                mask ^= low
+            for i in _slot_numbers(held):
+                a = slots[i]
                 if (r := self._exchange_region.get(a)) is not None and (r == region) == home:
                     mine.append(a)
             mine.sort(key=self._rank.__getitem__)
             return mine[:k]
         out = []
-        for a, bit in ranked:
-            if mask & bit:
+        for a, j, b in ranked:
+            if bitmap[j] & b:
                 out.append(a)
                 if len(out) == k:
                     break

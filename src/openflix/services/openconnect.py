@@ -525,7 +525,7 @@ class _Placement:
     """What each appliance can serve, as read at one value of the ``placement`` counter.
 
     ``servable``: appliance id -> sorted title ids; ``holders``: which
-    appliances can serve each title (bitmasks the garbage collector does not
+    appliances can serve each title (bytes the garbage collector does not
     walk); ``read_at``: ``time.monotonic()`` of the last whole read.
     """
 
@@ -556,29 +556,18 @@ class _Placement:
         if len(changed) > max(8, len(self.servable) // 2):
             return _Placement.read(conn, rev, inventory)
         fresh = store.servable(conn, changed)
-        servable, masks = dict(self.servable), dict(self.holders.masks)
-        slots, slot_of = self.holders.slots, self.holders.slot_of
+        servable, moves = dict(self.servable), {}
         for a in changed:
             old, new = self.servable.get(a, _NOTHING), fresh.get(a, _NOTHING)
-            if a in slot_of:
-                bit = 1 << slot_of[a]
-            elif new.size:  # its first titles: a new slot at the end
-                slots, bit = (*slots, a), 1 << len(slots)
-            else:
-                bit = 0
-            for t in np.setdiff1d(old, new, assume_unique=True).tolist():  # only what changed
-                rest = masks[t] & ~bit
-                if rest:
-                    masks[t] = rest
-                else:
-                    del masks[t]
-            for t in np.setdiff1d(new, old, assume_unique=True).tolist():
-                masks[t] = masks.get(t, 0) | bit
+            moves[a] = (  # only what changed
+                np.setdiff1d(new, old, assume_unique=True).tolist(),
+                np.setdiff1d(old, new, assume_unique=True).tolist(),
+            )
             if a in fresh:
                 servable[a] = new
             else:
                 servable.pop(a, None)
-        return _Placement(rev, inventory, servable, Holders(slots, masks), self.read_at)
+        return _Placement(rev, inventory, servable, self.holders.changed(moves), self.read_at)
 
 
 # --- CRUD: one item of the inventory at a time, through the same complete validation ---------------
