@@ -28,7 +28,7 @@ import numpy as np
 from _doc import write_section
 from openflix.cdn.inventory import Appliance, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable
-from openflix.cdn.steering import Health, Steering
+from openflix.cdn.steering import Health, Holders, Steering
 from openflix.services.openconnect import SNAPSHOT_MAX_AGE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,18 +37,25 @@ TARGET = 50_000
 N_TITLES = 17_770
 
 
-def topology(seed: int) -> tuple[Steering, list[str], np.ndarray, float]:
-    """The steering snapshot, a pool of client addresses and of titles, and the build time (s)."""
+def topology(seed: int, scale: int = 1) -> tuple[Steering, list[str], np.ndarray, float]:
+    """The steering snapshot, a pool of client addresses and of titles, and the build time (s).
+
+    ``scale`` multiplies the ISPs of each region and the appliances of each
+    exchange site (scale 19: 18,240 appliances, a global fleet's size); an
+    exchange appliance holds ``1 / (2 * scale)`` of the catalog, so each
+    exchange site keeps about 10 copies of a title at any scale.
+    """
     rng = np.random.default_rng(seed)
     regions = ["us-east", "us-west", "eu", "br", "jp", "in"]
     sites: list[Site] = []
     appliances: list[Appliance] = []
     announced: list[Announcement] = []
     region_blocks: list[Announcement] = []
-    placement: dict[int, list[int]] = {}
+    held: dict[int, np.ndarray] = {}
     popularity = 1.0 / np.arange(1, N_TITLES + 1) ** 0.9
     popularity /= popularity.sum()
     clients: list[str] = []
+    top = int(N_TITLES * 0.3)
 
     def add_appliances(site: Site, count: int) -> list[int]:
         ids = []
@@ -62,13 +69,13 @@ def topology(seed: int) -> tuple[Steering, list[str], np.ndarray, float]:
         for x in range(2):
             site = Site(len(sites) + 1, f"ix{r}{x}", SiteKind.EXCHANGE, region)
             sites.append(site)
-            for a in add_appliances(site, 20):
-                for t in rng.choice(N_TITLES, size=N_TITLES // 2, replace=False).tolist():
-                    placement.setdefault(t, []).append(a)
+            for a in add_appliances(site, 20 * scale):
+                held[a] = rng.choice(N_TITLES, size=N_TITLES // (2 * scale), replace=False)
         block = ipaddress.ip_network(f"100.{64 + r}.0.0/16")
         region_blocks.append(Announcement(str(block), region, 0))
         clients += [str(block[int(h)]) for h in rng.integers(1, 65_000, 2_000)]
-        for i in range(10):
+        for i in range(10 * scale):
+            g = r * 10 * scale + i  # the ISP's number in the whole fleet: a /20 of 10.0.0.0/8 each
             isp = f"isp{r}-{i}"
             isp_sites = []
             for s in range(3):
@@ -76,18 +83,17 @@ def topology(seed: int) -> tuple[Steering, list[str], np.ndarray, float]:
                 sites.append(site)
                 isp_sites.append((site, add_appliances(site, 4)))
             for p in range(50):
-                net = ipaddress.ip_network(f"{10 + r}.{i * 20 + p // 4}.{(p % 4) * 64}.0/26")
+                net = ipaddress.ip_network(f"{ipaddress.IPv4Address((10 << 24) + g * 4096 + p * 64)}/26")
                 for site, _ in isp_sites:
                     announced.append(Announcement(str(net), isp, site.id))
                 clients += [str(net[int(h)]) for h in rng.integers(1, 63, 20)]
             for p in range(10):
-                net6 = ipaddress.ip_network(f"2001:db8:{r * 16 + i:x}:{p:x}::/64")
+                net6 = ipaddress.ip_network(f"2001:db8:{g:x}:{p:x}::/64")
                 announced.append(Announcement(str(net6), isp, isp_sites[p % 3][0].id))
                 clients += [str(net6[int(h)]) for h in rng.integers(1, 2**32, 20)]
-            top = int(N_TITLES * 0.3)
-            for _site, ids in isp_sites:
-                for t in range(top):
-                    placement.setdefault(t, []).append(ids[t % len(ids)])
+            for _site, ids in isp_sites:  # the region's top 30%, spread over the site's appliances
+                for k, a in enumerate(ids):
+                    held[a] = np.arange(k, top, len(ids))
     clients += [f"203.0.113.{h}" for h in rng.integers(1, 255, 1_000)]
     health = {a.id: Health(True, float(rng.uniform(0.1, 0.9))) for a in appliances}
     t0 = time.perf_counter()
@@ -95,7 +101,7 @@ def topology(seed: int) -> tuple[Steering, list[str], np.ndarray, float]:
         sites,
         appliances,
         PrefixTable(announced),
-        placement,
+        Holders.from_arrays(held),
         health,
         regions=PrefixTable(region_blocks),
         default_region="us-east",
@@ -103,6 +109,26 @@ def topology(seed: int) -> tuple[Steering, list[str], np.ndarray, float]:
     build = time.perf_counter() - t0
     titles = rng.choice(N_TITLES, size=100_000, p=popularity)
     return steering, clients, titles, build
+
+
+def decision_rate(
+    steering: Steering, clients: list[str], titles: np.ndarray, n: int, seed: int
+) -> tuple[float, float, dict[str, int]]:
+    """Decisions per second over ``n`` requests drawn from the pools, the seconds, the first tiers."""
+    rng = np.random.default_rng(seed + 1)
+    ips = [clients[i] for i in rng.integers(0, len(clients), n)]
+    ts = titles[rng.integers(0, len(titles), n)].tolist()
+    for ip, t in zip(ips[:1000], ts[:1000], strict=True):  # warm
+        steering.decide(ip, t)
+    decide = steering.decide
+    t0 = time.perf_counter()
+    tiers: dict[str, int] = {}
+    for ip, t in zip(ips, ts, strict=True):
+        d = decide(ip, t, 3)
+        key = d.choices[0].tier.value if d.choices else "origin"
+        tiers[key] = tiers.get(key, 0) + 1
+    seconds = time.perf_counter() - t0
+    return n / seconds, seconds, tiers
 
 
 def plan_seconds(seed: int) -> tuple[float, int]:
@@ -237,23 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--global-scale", type=int, default=19, help="ISPs and exchange appliances x this")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     steering, clients, titles, build = topology(args.seed)
-    rng = np.random.default_rng(args.seed + 1)
-    ips = [clients[i] for i in rng.integers(0, len(clients), args.decisions)]
-    ts = titles[rng.integers(0, len(titles), args.decisions)].tolist()
-    for ip, t in zip(ips[:1000], ts[:1000], strict=True):  # warm
-        steering.decide(ip, t)
-    decide = steering.decide
-    t0 = time.perf_counter()
-    tiers: dict[str, int] = {}
-    for ip, t in zip(ips, ts, strict=True):
-        d = decide(ip, t, 3)
-        key = d.choices[0].tier.value if d.choices else "origin"
-        tiers[key] = tiers.get(key, 0) + 1
-    seconds = time.perf_counter() - t0
-    rate = args.decisions / seconds
+    rate, seconds, tiers = decision_rate(steering, clients, titles, args.decisions, args.seed)
     share = ", ".join(f"{k} {v / args.decisions:.1%}" for k, v in sorted(tiers.items()))
     print(f"snapshot built in {build * 1000:.0f} ms; {args.decisions:,} decisions in {seconds:.2f} s")
     print(f"{rate:,.0f} decisions/s")
@@ -270,6 +284,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"| {args.decisions:,} | {seconds:.2f} | **{rate:,.0f}** | ≥ {TARGET:,} "
         f"({'met' if rate >= TARGET else '**not met**'}) | {build * 1000:.0f} | {share} |\n"
     )
+    big, big_clients, big_titles, big_build = topology(args.seed, args.global_scale)
+    n_big = args.decisions // 3
+    big_rate, _, _ = decision_rate(big, big_clients, big_titles, n_big, args.seed)
+    copies_big = sum(len(big._holders.holding(t)) for t in big._holders.bitmaps)
+    print(
+        f"global fleet ({big.n_appliances:,} appliances, {copies_big:,} copies): snapshot built in "
+        f"{big_build:.1f} s; {big_rate:,.0f} decisions/s"
+    )
+    text += (
+        f"\nThe same at a global fleet's size (`--global-scale {args.global_scale}`: "
+        f"{args.global_scale}× the ISPs and the exchange appliances, {big.n_appliances:,} appliances, "
+        f"{len(big.prefixes):,} prefixes, {copies_big:,} copies; an exchange site keeps about 10 copies "
+        f"of a title): **{big_rate:,.0f}** decisions/s over {n_big:,} decisions, snapshot built in "
+        f"{big_build:.1f} s.\n"
+    )
+    del big, big_clients, big_titles
     plan_s, copies = plan_seconds(args.seed)
     print(f"fill plan, 17,770 titles on 1,000 appliances: {plan_s:.2f} s ({copies:,} copies)")
     text += (
