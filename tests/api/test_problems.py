@@ -110,3 +110,38 @@ def test_no_model_in_production_is_503_not_500(tmp_path: Path) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["checks"]["model"].startswith("error")
     platform.close()
+
+
+def test_a_database_this_version_cannot_use_is_a_503_naming_the_command(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker started by hand on a database never migrated (or migrated by an older release) boots,
+    says what to run, and answers 503 saying it — not a traceback at boot or a 500 per request."""
+    import gc
+
+    from openflix.api import prepare
+    from openflix.store.db import head_revision, upgrade
+    from tests.api.conftest import make_settings
+
+    platform = Platform(make_settings(f"sqlite:///{tmp_path / 'old.db'}", str(tmp_path / "a")))
+    app = create_app(platform=platform)
+    client = app.test_client()
+    fix = f"this version needs revision {head_revision()}: run `openflix db upgrade`"
+    try:
+        with caplog.at_level("WARNING", logger="openflix.api"):
+            prepare(app)
+        assert f"not warmed up: the database schema is not migrated; {fix}" in caplog.text
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"]["database"] == f"error: the database schema is not migrated; {fix}"
+        body = _problem(client.get("/titles", headers={"Authorization": "Bearer any"}), 503)
+        assert body["detail"] == f"the database schema is not migrated; {fix}"
+        upgrade(platform.engine, "0005")
+        checks = client.get("/readyz").get_json()["checks"]
+        assert checks["database"] == f"error: the database schema is at revision 0005; {fix}"
+        upgrade(platform.engine)
+        assert client.get("/readyz").get_json()["checks"]["database"] == "ok"
+        _problem(client.get("/titles", headers={"Authorization": "Bearer any"}), 401)  # usable again
+    finally:
+        gc.unfreeze()
+        platform.close()

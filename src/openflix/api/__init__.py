@@ -15,6 +15,7 @@ from openflix.api.ratelimit import RateLimiter
 from openflix.errors import OpenflixError
 from openflix.services.platform import Platform
 from openflix.settings import Settings
+from openflix.store.db import schema_problem
 from openflix.store.tokens import digest
 
 __all__ = ["create_app", "prepare"]
@@ -119,12 +120,21 @@ def prepare(app: APIFlask) -> None:
     walks, which otherwise pause requests for 100 ms and more.
     """
     platform = app.extensions["openflix"]
+    log = logging.getLogger("openflix.api")
+    try:
+        problem = schema_problem(platform.engine)
+    except OpenflixError as exc:  # e.g. the database is down: /readyz says so until it answers
+        problem = str(exc)
+    if problem is not None:  # nothing to warm up from; /readyz and every request say why
+        log.warning("not warmed up: %s", problem)
+        gc.freeze()
+        return
     try:
         platform.home.warm_up()
     except OpenflixError as exc:  # no model yet: /readyz says so until one is promoted
-        logging.getLogger("openflix.api").warning("not warmed up: %s", exc)
+        log.warning("not warmed up: %s", exc)
     try:
         platform.steering.snapshot()  # the placement: a title -> appliances set for every copy
     except Exception as exc:  # e.g. a schema without the CDN tables yet: steering says so when asked
-        logging.getLogger("openflix.api").warning("steering not warmed up: %s", exc)
+        log.warning("steering not warmed up: %s", exc)
     gc.freeze()

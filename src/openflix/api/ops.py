@@ -14,6 +14,7 @@ from sqlalchemy import text
 from openflix.api import schemas as s
 from openflix.api.auth import auth, principal
 from openflix.api.context import platform
+from openflix.store.db import schema_problem
 
 bp = APIBlueprint("ops", __name__, tag="Operations")
 
@@ -70,13 +71,15 @@ def healthz() -> dict[str, Any]:
 @bp.output(s.Health)
 @bp.doc(responses={503: "Not ready: a check failed"})
 def readyz() -> Any:
-    """Readiness: the database answers, Redis answers (when configured), a model is loaded."""
+    """Readiness: the database answers at this version's schema, Redis answers (when configured), a model
+    is loaded."""
     p = platform()
     checks: dict[str, str] = {}
     try:
         with p.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+        problem = schema_problem(p.engine)
+        checks["database"] = "ok" if problem is None else f"error: {problem}"
     except Exception as exc:
         checks["database"] = f"error: {str(exc).splitlines()[0][:200]}"
     if p.settings.redis_url:
@@ -91,7 +94,7 @@ def readyz() -> Any:
         served = p.holder.current()
         checks["model"] = f"ok: version {served.version}"
     except Exception as exc:
-        checks["model"] = f"error: {str(exc)[:200]}"
+        checks["model"] = f"error: {str(exc).splitlines()[0][:200]}"
     ready = all(v.startswith("ok") for v in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
 

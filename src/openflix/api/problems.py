@@ -7,6 +7,7 @@ from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, json, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from openflix.errors import (
@@ -119,8 +120,21 @@ def install(app: APIFlask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, DBAPIError) and (missing := _schema_problem()) is not None:
+            log.error("%s (%s)", missing, type(exc).__name__)
+            return problem(503, missing, headers={"Retry-After": "5"})
         log.exception("unexpected error")
         return problem(500, "an internal error occurred; it has been logged")
+
+
+def _schema_problem() -> str | None:
+    """After a database error: why this version cannot use the schema, if that is the cause."""
+    from openflix.store.db import schema_problem
+
+    try:
+        return schema_problem(current_app.extensions["openflix"].engine)
+    except Exception:  # the database is gone too: the original error is the one to log
+        return None
 
 
 def _document_problems(spec: dict[str, Any] | str) -> dict[str, Any] | str:

@@ -8,6 +8,7 @@ than a traceback.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 
 from openflix.errors import ConfigError, UnavailableError
 
-__all__ = ["connect", "current_revision", "head_revision", "translating", "upgrade"]
+__all__ = ["connect", "current_revision", "head_revision", "schema_problem", "translating", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -81,8 +82,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(engine), revision)
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration's revision id."""
+    """The newest migration's revision id (read once per process: the scripts ship with the code)."""
     from alembic.script import ScriptDirectory
 
     return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
@@ -96,6 +98,16 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """What keeps this version from using the database's schema, or ``None`` when it is at the newest
+    revision (e.g. a database never migrated, or migrated by an older release)."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    at = f"at revision {current}" if current else "not migrated"
+    return f"the database schema is {at}; this version needs revision {head}: run `openflix db upgrade`"
 
 
 @contextmanager
