@@ -95,6 +95,32 @@ def _limited(served: Served, client: FlaskClient) -> None:
     assert client.get("/healthz").status_code == 200  # operations routes are exempt
 
 
+def test_a_query_parameter_on_a_route_that_reads_none_is_422_and_changes_nothing(served: Served) -> None:
+    """``POST /models/{id}/promote?dry_run=1`` must not promote: a parameter no route reads is refused."""
+    from openflix.registry.versions import production_version
+
+    with served.platform.engine.connect() as conn:
+        before = production_version(conn)
+    versions = served.get("/models", served.operator).get_json()["items"]
+    other = next(v["id"] for v in versions if v["id"] != before) if len(versions) > 1 else before
+    for method, path, token in (
+        ("post", f"/models/{other}/promote?dry_run=1", served.admin),
+        ("get", "/titles/1?fields=name", served.member),
+        ("get", f"/members/{served.member_id}?page=2", served.operator),
+        ("get", "/jobs/nope?wait=1", served.operator),
+    ):
+        body = _problem(getattr(served, method)(path, token), 422)
+        name, why = path.split("?")[1].split("=")[0], "not a parameter of this request; it takes none"
+        assert body["detail"] == f"the request does not match the schema: query.{name}: {why}", body
+        assert body["errors"] == {"query": {name: [why]}}
+    with served.platform.engine.connect() as conn:
+        assert production_version(conn) == before  # nothing promoted
+    assert served.get("/titles/1", served.member).status_code == 200  # without it: answered
+    for path in ("/?member=1", "/openapi.json?v=2", "/metrics?name[]=openflix_http_requests_total"):
+        with served.client.get(path) as r:  # pages, the document and scrapers
+            assert r.status_code == 200, path
+
+
 def test_no_model_in_production_is_503_not_500(tmp_path: Path) -> None:
     from openflix.store.db import upgrade
     from openflix.store.tokens import create_token

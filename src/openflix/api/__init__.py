@@ -109,6 +109,7 @@ def create_app(
 
     for bp in (ops.bp, catalog.bp, members.bp, models.bp, jobs.bp, cdn.bp, web.bp):
         app.register_blueprint(bp)
+    inputs.refuse_query_where_none_is_read(app)
     return app
 
 

@@ -18,12 +18,17 @@ from functools import wraps
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
-from apiflask import APIBlueprint, Schema
+from apiflask import APIBlueprint, APIFlask, Schema
 from apiflask.schema_adapters.marshmallow import parser
 from flask import request
 from marshmallow import RAISE
 
-__all__ = ["MEMO_SIZE", "memoized_query", "refuse_unknown_query_parameters"]
+__all__ = [
+    "MEMO_SIZE",
+    "memoized_query",
+    "refuse_query_where_none_is_read",
+    "refuse_unknown_query_parameters",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +44,42 @@ def refuse_unknown_query_parameters() -> None:
         "query": RAISE,
         "querystring": RAISE,
     }
+
+
+QUERY_FREE = frozenset({"web", "openapi", "static", "ops.metrics"})
+"""Blueprints and endpoints whose query string is not the API's to check: the pages (``/?member=1``
+is read by the page's script), the OpenAPI document and files, and ``/metrics`` (Prometheus scrapers
+may add ``name[]``)."""
+
+
+def refuse_query_where_none_is_read(app: APIFlask) -> None:
+    """Make any query parameter a 422 on the API routes that read none (``POST
+    /models/3/promote?dry_run=1`` must not promote), with the other routes' wording.
+
+    Call it once every blueprint is registered.  It runs before the route's
+    token check (a route with a query schema checks its parameters after).
+    """
+    from openflix.api.problems import problem
+
+    reads = {
+        endpoint: any(
+            where in ("query", "querystring") for _, where in getattr(view, "_spec", {}).get("args") or ()
+        )
+        for endpoint, view in app.view_functions.items()
+    }
+
+    @app.before_request
+    def _refuse_query() -> Any:
+        endpoint = request.endpoint
+        if not request.args or endpoint is None or reads.get(endpoint, True):
+            return None
+        if endpoint in QUERY_FREE or endpoint.partition(".")[0] in QUERY_FREE:
+            return None
+        errors = {
+            "query": {name: ["not a parameter of this request; it takes none"] for name in request.args}
+        }
+        detail = "; ".join(f"query.{name}: {msg[0]}" for name, msg in errors["query"].items())
+        return problem(422, f"the request does not match the schema: {detail}", errors=errors)
 
 
 def memoized_query(
