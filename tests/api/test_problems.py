@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,11 +100,12 @@ def _limited(served: Served, client: FlaskClient) -> None:
 def test_a_query_parameter_on_a_route_that_reads_none_is_422_and_changes_nothing(served: Served) -> None:
     """``POST /models/{id}/promote?dry_run=1`` must not promote: a parameter no route reads is refused."""
     from openflix.registry.versions import production_version
+    from openflix.services.training import train_version
 
     with served.platform.engine.connect() as conn:
         before = production_version(conn)
-    versions = served.get("/models", served.operator).get_json()["items"]
-    other = next(v["id"] for v in versions if v["id"] != before) if len(versions) > 1 else before
+    other = train_version(served.platform.engine, served.platform.artifacts, "popularity").id
+    assert other != before
     for method, path, token in (
         ("post", f"/models/{other}/promote?dry_run=1", served.admin),
         ("get", "/titles/1?fields=name", served.member),
@@ -116,7 +119,13 @@ def test_a_query_parameter_on_a_route_that_reads_none_is_422_and_changes_nothing
     with served.platform.engine.connect() as conn:
         assert production_version(conn) == before  # nothing promoted
     assert served.get("/titles/1", served.member).status_code == 200  # without it: answered
-    for path in ("/?member=1", "/openapi.json?v=2", "/metrics?name[]=openflix_http_requests_total"):
+    for path in (
+        "/?member=1",
+        "/openapi.json?v=2",
+        "/metrics?name[]=openflix_http_requests_total",
+        "/healthz?_=1",
+        "/readyz?verbose=1",
+    ):
         with served.client.get(path) as r:  # pages, the document and scrapers
             assert r.status_code == 200, path
 
@@ -138,18 +147,47 @@ def test_no_model_in_production_is_503_not_500(tmp_path: Path) -> None:
     platform.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables: a SQLite file, or a schema of its own in the PostgreSQL
+    test database (the other tests' schema is left alone)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_URL, service_missing
+
+    schema = f"unmigrated_{os.getpid()}"
+    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sa.exc.OperationalError as exc:
+        service_missing("PostgreSQL", PG_URL, exc)
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        engine.dispose()
+
+
 def test_a_database_this_version_cannot_use_is_a_503_naming_the_command(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    empty_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A worker started by hand on a database never migrated (or migrated by an older release) boots,
     says what to run, and answers 503 saying it — not a traceback at boot or a 500 per request."""
     import gc
 
+    from sqlalchemy import text
+
     from openflix.api import prepare
     from openflix.store.db import head_revision, upgrade
     from tests.api.conftest import make_settings
 
-    platform = Platform(make_settings(f"sqlite:///{tmp_path / 'old.db'}", str(tmp_path / "a")))
+    platform = Platform(make_settings(empty_database, str(tmp_path / "a")))
     app = create_app(platform=platform)
     client = app.test_client()
     fix = f"this version needs revision {head_revision()}: run `openflix db upgrade`"
@@ -166,6 +204,9 @@ def test_a_database_this_version_cannot_use_is_a_503_naming_the_command(
         checks = client.get("/readyz").get_json()["checks"]
         assert checks["database"] == f"error: the database schema is at revision 0005; {fix}"
         upgrade(platform.engine)
+        assert client.get("/readyz").get_json()["checks"]["database"] == "ok"
+        with platform.engine.begin() as conn:  # a newer release migrated it: this one keeps serving
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
         assert client.get("/readyz").get_json()["checks"]["database"] == "ok"
         _problem(client.get("/titles", headers={"Authorization": "Bearer any"}), 401)  # usable again
     finally:

@@ -345,5 +345,8 @@ def test_a_slot_number_found_across_two_others_bytes_is_not_taken_for_it() -> No
     assert holders.lists[7].find((256).to_bytes(4, sys.byteorder)) == 3
     assert _consistent(holders.changed({ids[256]: ([], [7])})) == {7: frozenset({1000, 1001})}
     assert _consistent(holders.changed({ids[1]: ([], [7])})) == {7: frozenset({1000, 1256})}
+    broken = Holders(holders.slots, holders.bitmaps, {7: holders.lists[7][:8]})  # slot 256 not listed
+    with pytest.raises(DataError, match="title 7: its bitmap has slot 256 but its list does not"):
+        broken.changed({ids[256]: ([], [7])})
     with pytest.raises(DataError, match=r"title 8: slot numbers must be in 0\.\.299 \(got \[300\]\)"):
         Holders.from_slots(ids, {8: [300]})

@@ -46,10 +46,11 @@ def refuse_unknown_query_parameters() -> None:
     }
 
 
-QUERY_FREE = frozenset({"web", "openapi", "static", "ops.metrics"})
+QUERY_FREE = frozenset({"web", "openapi", "static", "ops.metrics", "ops.healthz", "ops.readyz"})
 """Blueprints and endpoints whose query string is not the API's to check: the pages (``/?member=1``
-is read by the page's script), the OpenAPI document and files, and ``/metrics`` (Prometheus scrapers
-may add ``name[]``)."""
+is read by the page's script), the OpenAPI document and files, ``/metrics`` (Prometheus scrapers may
+add ``name[]``) and the health checks (monitors add their own; a 422 would take a ready instance out
+of rotation)."""
 
 
 def refuse_query_where_none_is_read(app: APIFlask) -> None:
@@ -71,7 +72,7 @@ def refuse_query_where_none_is_read(app: APIFlask) -> None:
     @app.before_request
     def _refuse_query() -> Any:
         endpoint = request.endpoint
-        if not request.args or endpoint is None or reads.get(endpoint, True):
+        if not request.args or endpoint is None or reads.get(endpoint, True) or request.method == "OPTIONS":
             return None
         if endpoint in QUERY_FREE or endpoint.partition(".")[0] in QUERY_FREE:
             return None

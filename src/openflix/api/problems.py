@@ -7,7 +7,7 @@ from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, json, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from openflix.errors import (
@@ -120,11 +120,24 @@ def install(app: APIFlask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        if isinstance(exc, DBAPIError) and (missing := _schema_problem()) is not None:
+        if _missing_table_or_column(exc) and (missing := _schema_problem()) is not None:
             log.error("%s (%s)", missing, type(exc).__name__)
             return problem(503, missing, headers={"Retry-After": "5"})
         log.exception("unexpected error")
         return problem(500, "an internal error occurred; it has been logged")
+
+
+MISSING = ("no such table", "no such column", "does not exist")
+"""How SQLite and PostgreSQL say a table or column is not there (PostgreSQL: ``relation "x" does not
+exist``, ``column "y" does not exist``)."""
+
+
+def _missing_table_or_column(exc: Exception) -> bool:
+    """A database error that a schema behind the code explains (not an outage or a constraint)."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError) or exc.connection_invalidated:
+        return False
+    message = str(exc.orig or exc)
+    return any(m in message for m in MISSING)
 
 
 def _schema_problem() -> str | None:

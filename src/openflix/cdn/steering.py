@@ -205,9 +205,10 @@ class Holders:
         """A new placement: appliance id -> (title ids it gained, title ids it lost; losses first), the
         rest kept.
 
-        Each change costs about a microsecond (one bitmap and one list copied);
-        an appliance without a slot that gains titles gets a new slot at the
-        end (every bitmap grows a byte when that crosses a byte boundary).
+        Each change copies one bitmap and one list (4 bytes per holder): about
+        1 µs for a title on 60 appliances, 4.5 µs on 15,000.  An appliance
+        without a slot that gains titles gets a new slot at the end (every
+        bitmap grows a byte when that crosses a byte boundary).
         """
         slots, slot_of = list(self.slots), dict(self.slot_of)
         bitmaps, lists, width = dict(self.bitmaps), dict(self.lists), self.width
@@ -232,6 +233,8 @@ class Holders:
                     continue
                 at = held.find(number)
                 while at % _SLOT_BYTES:  # a match across two numbers' bytes: look further
+                    if at < 0:
+                        raise DataError(f"title {t}: its bitmap has slot {i} but its list does not")
                     at = held.find(number, at + 1)
                 bitmaps[t], lists[t] = _flipped(bitmap, j, bit), held[:at] + held[at + _SLOT_BYTES :]
             for t in gained:

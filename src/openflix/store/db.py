@@ -101,13 +101,23 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def schema_problem(engine: Engine) -> str | None:
-    """What keeps this version from using the database's schema, or ``None`` when it is at the newest
-    revision (e.g. a database never migrated, or migrated by an older release)."""
+    """What keeps this version from using the database's schema: ``None`` at this release's newest
+    revision, and at one this release does not know (a newer release migrated it during a rolling
+    deploy: its migrations only add, and this release's workers keep serving); else that it was never
+    migrated or an older release's revision, and the command to run."""
     current, head = current_revision(engine), head_revision()
-    if current == head:
+    if current == head or (current is not None and current not in _known_revisions()):
         return None
     at = f"at revision {current}" if current else "not migrated"
     return f"the database schema is {at}; this version needs revision {head}: run `openflix db upgrade`"
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    """Every revision this release's migrations know."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(s.revision for s in ScriptDirectory(str(MIGRATIONS)).walk_revisions())
 
 
 @contextmanager
