@@ -200,6 +200,22 @@ def test_bad_plays_are_a_clear_data_error() -> None:
         simulate(stable_workload(n_days=10), policies=("fifo",), recommender=None)
     with pytest.raises(DataError, match="too few"):
         simulate(Plays.from_arrays([1, 2], [0, 1], [0, DAY], n_titles=100), recommender=None)
+    with pytest.raises(
+        DataError, match=r"day_start must be seconds after midnight, 0\.\.86399 \(got 86400\)"
+    ):
+        Plays.from_arrays([1], [0], [0], day_start=DAY)
+
+
+def test_a_day_starts_when_the_fill_takes_effect() -> None:
+    """With days starting at 08:00 UTC, a play at 07:59 belongs to the day before and one at 08:00 to
+    the next: the fill planned for a day sees the first and not the second."""
+    hour = 3600
+    times = [DAY + 7 * hour, DAY + 8 * hour - 1, DAY + 8 * hour, 2 * DAY + 7 * hour]
+    utc = Plays.from_arrays([1, 2, 3, 4], [0, 1, 2, 3], times, n_titles=4)
+    fill_time = Plays.from_arrays([1, 2, 3, 4], [0, 1, 2, 3], times, n_titles=4, day_start=8 * hour)
+    assert utc.days.tolist() == [0, 0, 0, 1] and utc.first_day == 1
+    assert fill_time.days.tolist() == [0, 0, 1, 1] and fill_time.first_day == 0
+    assert fill_time.before(1).titles.tolist() == [0, 1]
 
 
 @pytest.mark.realdata

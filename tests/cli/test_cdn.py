@@ -232,3 +232,12 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--storage", "0"])
     assert bad.exit_code == 2 and "--storage" in bad.output
+    utc, shifted = (
+        CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--day-start", start])
+        for start in ("00:00", "08:00")
+    )
+    assert utc.exit_code == 0 and shifted.exit_code == 0, shifted.output
+    assert re.search(r"\nopenflix +0\.\d{4}", shifted.output) and shifted.output != utc.output  # other days
+    for wrong in ("8", "24:00", "08:60", "8:5"):
+        bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--day-start", wrong])
+        assert bad.exit_code == 2 and "expected a time of day HH:MM from 00:00 to 23:59" in bad.output, wrong

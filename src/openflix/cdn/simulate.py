@@ -7,7 +7,8 @@ size.  A play is served **embedded** when its member's site holds the title,
 else at the **exchange** — one exchange site serving every embedded site,
 storing ``exchange_share`` of the catalog, filled each night by catalog-wide
 popularity decayed by ``exchange_decay`` per day, the same for every policy —
-else from the **origin**.  A day is a UTC calendar day.
+else from the **origin**.  A day starts at ``day_start`` seconds after UTC midnight (default 0: a
+UTC calendar day): the moment every site's nightly fill takes effect.
 
 Policies (what a site holds on day ``d``):
 
@@ -95,7 +96,8 @@ class Plays:
     sites:
         Embedded site of the member of each play (``0..n_sites-1``).
     days:
-        Day of each play, ``0`` = the first UTC calendar day of the data.
+        Day of each play, ``0`` = the first day of the data (days start ``day_start`` seconds
+        after UTC midnight).
     times:
         Unix seconds.
     """
@@ -110,6 +112,8 @@ class Plays:
     n_sites: int
     first_day: int
     """The first day of data, in days since 1970-01-01 (UTC)."""
+    day_start: int = 0
+    """Seconds after UTC midnight at which each day starts (when the fills take effect)."""
 
     @classmethod
     def from_arrays(
@@ -120,8 +124,10 @@ class Plays:
         *,
         n_titles: int | None = None,
         n_sites: int = 8,
+        day_start: int = 0,
     ) -> Plays:
-        """Plays from member ids (integers >= 0; site = id mod ``n_sites``), title indices, Unix seconds."""
+        """Plays from member ids (integers >= 0; site = id mod ``n_sites``), title indices, Unix seconds;
+        each day starts ``day_start`` seconds after UTC midnight (0..86,399)."""
         mem = _int_array(members, "members")
         tit = _int_array(titles, "titles")
         ts = _int_array(timestamps, "timestamps")
@@ -134,6 +140,8 @@ class Plays:
             raise DataError("no plays to replay")
         if n_sites <= 0:
             raise DataError(f"n_sites must be > 0 (got {n_sites})")
+        if not 0 <= day_start < DAY:
+            raise DataError(f"day_start must be seconds after midnight, 0..{DAY - 1} (got {day_start})")
         if mem.min() < 0 or tit.min() < 0:
             raise DataError("member ids and title indices must be >= 0")
         n_t = int(tit.max()) + 1 if n_titles is None else n_titles
@@ -142,7 +150,7 @@ class Plays:
         order = np.argsort(ts, kind="stable")
         mem, tit, ts = mem[order], tit[order], ts[order]
         ids, index = np.unique(mem, return_inverse=True)
-        day = ts // DAY
+        day = (ts - day_start) // DAY
         return cls(
             members=index.astype(np.int64),
             titles=tit,
@@ -153,17 +161,23 @@ class Plays:
             n_titles=n_t,
             n_sites=n_sites,
             first_day=int(day[0]),
+            day_start=day_start,
         )
 
     @classmethod
-    def from_interactions(cls, data: Interactions, *, n_sites: int = 8) -> Plays:
+    def from_interactions(cls, data: Interactions, *, n_sites: int = 8, day_start: int = 0) -> Plays:
         """Every event of ``data`` as a play; integer member ids pick the site (id mod ``n_sites``)."""
         if not data.has_timestamps:
             raise DataError("the data has no timestamps: plays cannot be replayed in time order")
         ids = data.user_ids
         member_ids = ids[data.users] if ids.dtype.kind in "iu" else data.users
         return cls.from_arrays(
-            member_ids, data.items, data.timestamps, n_titles=data.n_items, n_sites=n_sites
+            member_ids,
+            data.items,
+            data.timestamps,
+            n_titles=data.n_items,
+            n_sites=n_sites,
+            day_start=day_start,
         )
 
     @property

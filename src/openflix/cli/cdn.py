@@ -179,6 +179,14 @@ def fleet(interval: float, once: bool, quiet: bool) -> None:
 )
 @click.option("--no-recs", is_flag=True, help="Skip the policy with the recommender's predicted demand.")
 @click.option(
+    "--day-start",
+    default="00:00",
+    show_default=True,
+    metavar="HH:MM",
+    callback=lambda _ctx, _param, value: _seconds_after_midnight(value),
+    help="When each day starts and the night's fill takes effect (UTC).",
+)
+@click.option(
     "--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a PNG plot."
 )
 @click.option("--daily", default=None, metavar="POLICY", help="Also print POLICY's shares day by day.")
@@ -192,6 +200,7 @@ def simulate(
     sites: int,
     storage: float,
     no_recs: bool,
+    day_start: int,
     plot: Path | None,
     daily: str | None,
     headroom: bool,
@@ -199,7 +208,8 @@ def simulate(
     """Replay viewing in time order through every fill policy: shares served embedded, at exchange, origin.
 
     Members go to embedded sites by member id mod --sites; the fill of a day
-    sees only earlier days; shares count after the first 20% of days.
+    sees only earlier days (a day starts at --day-start, UTC); shares count
+    after the first 20% of days.
     """
     from openflix.cdn import simulate as sim
     from openflix.cli.recs import read_data
@@ -209,7 +219,7 @@ def simulate(
     if not 0.0 < storage < 1.0:
         raise DataError(f"--storage: expected a share of the catalog in (0, 1), got {storage:g}")
     data = read_data(data_path or Settings.from_env().data, "auto", None, None)
-    plays = sim.Plays.from_interactions(data, n_sites=sites)
+    plays = sim.Plays.from_interactions(data, n_sites=sites, day_start=day_start)
     with err.status("replaying"):
         result = sim.simulate(
             plays,
@@ -228,6 +238,18 @@ def simulate(
         _headroom(plays, result)
     if plot is not None:
         click.echo(f"wrote {sim.plot(result, plot)}")
+
+
+def _seconds_after_midnight(value: str) -> int:
+    """``"HH:MM"`` -> seconds after midnight; anything else is a usage error (exit 2)."""
+    hours, _, minutes = value.partition(":")
+    if (
+        not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2)
+        or int(hours) > 23
+        or int(minutes) > 59
+    ):
+        raise click.BadParameter(f"expected a time of day HH:MM from 00:00 to 23:59, got {value!r}")
+    return int(hours) * 3600 + int(minutes) * 60
 
 
 def _headroom(plays: Plays, result: SimulationResult) -> None:
