@@ -12,6 +12,7 @@ import pytest
 import yaml
 from sqlalchemy import func, insert, select
 
+from openflix.api.cdn_schemas import SteerOut
 from openflix.cdn.signing import SignatureError, verify_url
 from openflix.errors import NotFoundError
 from openflix.services.fill import fill_order, fill_site, fill_sites
@@ -309,6 +310,7 @@ def test_steering_prefers_the_clients_isp_and_signs_for_the_client(cdn: Served) 
     r = cdn.get(f"/cdn/steer?ip={ip}&title={title}&n=3", cdn.member)  # a member token may steer
     assert r.status_code == 200, r.json
     body = r.json
+    assert SteerOut().validate(body) == {} and set(body) == set(SteerOut().fields)  # what the docs say
     assert body["isp"] == isp and body["region"] == "us"
     tiers = [c["tier"] for c in body["choices"]]
     assert tiers == sorted(tiers, key=["embedded", "exchange", "remote"].index)
@@ -331,6 +333,7 @@ def test_a_title_no_appliance_holds_goes_to_the_origin_with_a_signed_url(cdn: Se
         conn.execute(insert(Title).values(id=title, name="Premiere", year=2026, genres="Drama"))
     body = cdn.get(f"/cdn/steer?ip={ip}&title={title}", cdn.member).json
     assert body["origin"] == 1 and body["choices"] == []
+    assert SteerOut().validate(body) == {} and set(body) == set(SteerOut().fields)
     url = body["origin_url"]
     assert url.startswith(cdn.platform.settings.origin_url + f"/{title}?")
     keys, now = cdn.platform.steering.keys, int(time.time())
