@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     big, big_clients, big_titles, big_build = topology(args.seed, args.global_scale)
     n_big = args.decisions // 3
     big_rate, _, _ = decision_rate(big, big_clients, big_titles, n_big, args.seed)
-    copies_big = sum(len(big._holders.holding(t)) for t in big._holders.bitmaps)
+    copies_big = big.holders.copies
     print(
         f"global fleet ({big.n_appliances:,} appliances, {copies_big:,} copies): snapshot built in "
         f"{big_build:.1f} s; {big_rate:,.0f} decisions/s"

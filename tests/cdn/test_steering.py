@@ -285,6 +285,9 @@ def test_bits_are_slots_in_order_past_one_byte() -> None:
         return int.from_bytes(holders.bitmaps[title], "little")
 
     assert holders.slots == tuple(ids) and holders.width == 3 and bits(1) == 2**20 - 1
+    assert (
+        holders.copies == 40 and Steering(SITES, APPLIANCES, PrefixTable([]), holders, {}).holders is holders
+    )
     assert bits(2) == sum(1 << i for i in range(0, 20, 2)) and holders.holding(3) == frozenset(ids[1::2])
     assert sorted(memoryview(holders.lists[2]).cast("I")) == list(range(0, 20, 2))
     assert Holders.from_sets(holders.as_sets()).bitmaps == holders.bitmaps

@@ -133,6 +133,11 @@ class Holders:
         """Bytes of every bitmap."""
         return (len(self.slots) + 7) // 8
 
+    @property
+    def copies(self) -> int:
+        """Copies held in all: (title, appliance) pairs."""
+        return sum(len(numbers) for numbers in self.lists.values()) // _SLOT_BYTES
+
     @classmethod
     def from_slots(cls, slots: Sequence[int], held: Mapping[int, Iterable[int]]) -> Holders:
         """From the appliance id of each slot and title id -> the slot numbers holding it."""
@@ -384,6 +389,11 @@ class Steering:
         else:
             other._use(placement)
         return other
+
+    @property
+    def holders(self) -> Holders:
+        """The placement it steers by."""
+        return self._holders
 
     @property
     def n_appliances(self) -> int:
