@@ -100,4 +100,4 @@ def served(
     url = f"sqlite:///{tmp / 'openflix.db'}" if request.param == "sqlite" else fresh_postgres()
     s = serve_platform(make_settings(url, str(tmp / "artifacts")), store_data, request.param)
     yield s
-    s.platform.engine.dispose()
+    s.platform.close()

@@ -183,7 +183,7 @@ def job_platform(tmp_path: Path, store_data: Interactions) -> Iterator[JobPlatfo
             yield JobPlatform(platform, redis, redis_server.url, artifacts, workers)
         finally:
             workers.stop_all()
-            platform.engine.dispose()
+            platform.close()
             redis.close()
 
 
@@ -560,7 +560,7 @@ def test_api_recovers_from_redis_then_postgres_restarts_without_losing_acknowled
     acknowledged = {c.key for c in calls if c.kind == "post" and c.status in (200, 201)}
     with platform.engine.connect() as conn:
         stored = set(conn.scalars(select(Event.idempotency_key).where(Event.idempotency_key.like("fault-%"))))
-    platform.engine.dispose()
+    platform.close()
     assert acknowledged, "no event was acknowledged"
     lost = acknowledged - stored
     assert not lost, f"{len(lost)} acknowledged events are missing, e.g. {sorted(lost)[:5]}"

@@ -28,7 +28,7 @@ def _engine(url: str) -> Engine:
 def test_reads_the_member_and_each_committed_change(database_url: str) -> None:
     engine = _engine(database_url)
     reader = HotReader(engine)
-    assert reader.direct is database_url.startswith("sqlite")
+    assert reader.direct  # a connection of its own per thread, on both
     first = read_member(reader, 7)
     assert (first.id, first.name, first.region, first.country, first.revision) == (7, "Ada", "us", "US", 0)
     with engine.begin() as conn:
@@ -59,8 +59,8 @@ def test_no_read_transaction_stays_open_between_reads(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_each_thread_reads_on_its_own_connection(tmp_path: Path) -> None:
-    engine = _engine(f"sqlite:///{tmp_path / 'openflix.db'}")
+def test_each_thread_reads_on_its_own_connection(database_url: str) -> None:
+    engine = _engine(database_url)
     reader = HotReader(engine)
     seen: list[int] = []
 
@@ -70,9 +70,25 @@ def test_each_thread_reads_on_its_own_connection(tmp_path: Path) -> None:
 
     errors = run_in_threads(read, 4)
     assert not errors and seen == [7] * 800
-    assert len(reader._open) == 4  # one per thread, not one per read
+    assert 1 <= reader.opened <= 4  # at most one per read at once, not one per read
     reader.close()
-    assert reader._open == []
+    assert reader.opened == 0
+    engine.dispose()
+
+
+def test_a_thread_per_request_reuses_the_connections_of_finished_threads(database_url: str) -> None:
+    """A server that starts a thread for each request must not open a connection for each: the
+    development server does, and PostgreSQL refuses clients past max_connections."""
+    import threading
+
+    engine = _engine(database_url)
+    reader = HotReader(engine)
+    for _ in range(30):
+        thread = threading.Thread(target=read_member, args=(reader, 7))
+        thread.start()
+        thread.join()
+    assert reader.opened == 1
+    reader.close()
     engine.dispose()
 
 
@@ -117,4 +133,48 @@ def test_counters_through_the_reader_follow_every_bump(database_url: str) -> Non
     assert after == (before[0], before[1] + 1, before[2])
     assert store.read_counters(reader, ("placement", "components")) == (before[2], 0)
     reader.close()
+    engine.dispose()
+
+
+def _pg_engine() -> Engine:
+    from tests.conftest import fresh_postgres
+
+    return _engine(fresh_postgres())
+
+
+def test_a_postgres_connection_the_server_dropped_is_opened_again() -> None:
+    """As the pool's ping would: a server restart (here: the reader's session ended) costs one retry."""
+    engine = _pg_engine()
+    reader = HotReader(engine)
+    (pid,) = reader.rows("SELECT pg_backend_pid()", {})[0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+    assert read_member(reader, 7).name == "Ada"
+    (other,) = reader.rows("SELECT pg_backend_pid()", {})[0]
+    assert other != pid and reader.opened == 1
+    reader.close()
+    engine.dispose()
+
+
+def test_a_postgres_read_cannot_write_and_says_why() -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    engine = _pg_engine()
+    reader = HotReader(engine)
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        reader.rows("UPDATE members SET name = :name WHERE id = :id RETURNING id", {"name": "Bob", "id": 7})
+    assert read_member(reader, 7).name == "Ada" and reader.opened == 1  # kept: it still reads
+    assert reader.rows("SELECT 5 % 3, '1'::int", {}) == [(2, 1)]  # a literal % and a cast pass through
+    reader.close()
+    engine.dispose()
+
+
+def test_an_unreachable_postgres_is_unavailable_naming_the_server() -> None:
+    engine = connect("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")  # nothing listens on port 1
+    reader = HotReader(engine)
+    with pytest.raises(
+        UnavailableError, match=r"the database at postgresql\+psycopg://postgres@127.0.0.1:1/"
+    ):
+        read_member(reader, 7)
+    assert reader.opened == 0
     engine.dispose()
