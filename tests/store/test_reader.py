@@ -59,7 +59,7 @@ def test_no_read_transaction_stays_open_between_reads(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_each_thread_reads_on_its_own_connection(database_url: str) -> None:
+def test_threads_reading_at_once_take_a_connection_each(database_url: str) -> None:
     engine = _engine(database_url)
     reader = HotReader(engine)
     seen: list[int] = []
@@ -156,17 +156,61 @@ def test_a_postgres_connection_the_server_dropped_is_opened_again() -> None:
     engine.dispose()
 
 
-def test_a_postgres_read_cannot_write_and_says_why() -> None:
-    from sqlalchemy.exc import DBAPIError
-
+def test_a_cancelled_postgres_read_is_not_retried_and_its_connections_stay() -> None:
+    """Only a connection the server dropped is worth a second try: a statement it cancelled (a timeout)
+    fails once, and the idle connections are not taken for dead."""
     engine = _pg_engine()
     reader = HotReader(engine)
-    with pytest.raises(DBAPIError, match="read-only transaction"):
-        reader.rows("UPDATE members SET name = :name WHERE id = :id RETURNING id", {"name": "Bob", "id": 7})
-    assert read_member(reader, 7).name == "Ada" and reader.opened == 1  # kept: it still reads
+    taken = [reader._take() for _ in range(3)]
+    for conn, _, generation in taken:
+        reader._give_back(conn, generation)
+    before = {reader.rows("SELECT pg_backend_pid()", {})[0][0] for _ in range(3)}
+    with pytest.raises(UnavailableError, match="canceling statement due to user request"):
+        reader.rows("SELECT pg_cancel_backend(pg_backend_pid()), pg_sleep(1)", {})
+    assert reader.opened == 3
     assert reader.rows("SELECT 5 % 3, '1'::int", {}) == [(2, 1)]  # a literal % and a cast pass through
+    assert reader.rows("SELECT pg_backend_pid()", {})[0][0] in before
     reader.close()
     engine.dispose()
+
+
+def test_a_connection_reading_while_the_reader_closes_is_closed_when_given_back(database_url: str) -> None:
+    engine = _engine(database_url)
+    reader = HotReader(engine)
+    conn, _, generation = reader._take()
+    reader.close()
+    assert reader.opened == 1  # still reading
+    reader._give_back(conn, generation)
+    assert reader.opened == 0
+    assert read_member(reader, 7).name == "Ada" and reader.opened == 1  # a new one afterwards
+    reader.close()
+    engine.dispose()
+
+
+def test_a_postgres_password_with_a_space_and_url_options_reach_the_server() -> None:
+    """The reader reads the URL as the engine does (escapes, ``options``)."""
+    engine = _pg_engine()
+    with engine.begin() as conn:
+        conn.execute(text("DROP ROLE IF EXISTS reader_test_role"))
+        conn.execute(text("CREATE ROLE reader_test_role LOGIN PASSWORD 'a b'"))
+        conn.execute(text("GRANT USAGE ON SCHEMA public TO reader_test_role"))
+        conn.execute(text("GRANT SELECT ON members TO reader_test_role"))
+    try:
+        url = engine.url.set(username="reader_test_role", password="a b", query={"options": "-cwork_mem=8MB"})
+        other = connect(url.render_as_string(hide_password=False))
+        reader = HotReader(other)
+        assert read_member(reader, 7).name == "Ada"
+        assert reader.rows("SELECT current_user, current_setting('work_mem')", {}) == [
+            ("reader_test_role", "8MB")
+        ]
+        reader.close()
+        other.dispose()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("REVOKE ALL ON members FROM reader_test_role"))
+            conn.execute(text("REVOKE ALL ON SCHEMA public FROM reader_test_role"))
+            conn.execute(text("DROP ROLE reader_test_role"))
+        engine.dispose()
 
 
 def test_an_unreachable_postgres_is_unavailable_naming_the_server() -> None:

@@ -10,8 +10,10 @@ ping at checkout (``pool_pre_ping``): 615 µs against 111 µs for the bare
 statement on a local server.
 
 So these reads run on driver connections of their own: SQLite connections
-to the file (a file handle, cheap to keep), or psycopg connections, in
-autocommit (no read transaction stays open between requests) and read-only.
+to the file (a file handle, cheap to keep; ``query_only``), or psycopg
+connections, in autocommit (no read transaction stays open between
+requests), without server-side prepared statements or session settings (so
+a transaction-pooling PgBouncer may stand in between).
 A read takes the idle one used last and gives it back, so a process keeps as
 many as its reads ever ran at once (one more server connection per serving
 thread than the pool's, on PostgreSQL).  A PostgreSQL connection the server
@@ -23,7 +25,8 @@ goes through a pooled connection as every other read does.
 
 Statements are plain SQL with ``:name`` parameters, which SQLite's driver and
 SQLAlchemy's :func:`~sqlalchemy.text` understand (and which become psycopg's
-``%(name)s``).
+``%(name)s``: by a pattern that does not know string literals, so a literal
+holding ``:word`` is not for this reader).
 """
 
 from __future__ import annotations
@@ -72,11 +75,10 @@ class HotReader:
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         plain_file = database not in (None, "", ":memory:") and "uri" not in engine.url.query
         self._path = database if plain_file else None
-        self._conninfo = (
-            engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if engine.dialect.name == "postgresql"
-            else None
-        )
+        self._conninfo: dict[str, Any] | None = None
+        if engine.dialect.name == "postgresql":  # the engine's own reading of its URL (escapes, options)
+            _, arguments = engine.dialect.create_connect_args(engine.url)
+            self._conninfo = {k: v for k, v in arguments.items() if k != "context"}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._idle: list[Any] = []
@@ -106,29 +108,39 @@ class HotReader:
 
     def _direct_rows(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         errors: type[Exception]
-        gone: type[Exception]
         if self._conninfo is not None:
             import psycopg
 
-            statement, errors, gone = _pyformat(sql), psycopg.Error, psycopg.OperationalError
+            statement, errors = _pyformat(sql), psycopg.Error
         else:
-            statement, errors, gone = sql, sqlite3.Error, sqlite3.Error
-        while True:
-            conn, kept, generation = None, False, 0
+            statement, errors = sql, sqlite3.Error
+        arguments = dict(params)
+        for attempt in (1, 2):
+            conn, kept, generation = self._take_or_raise(sql, arguments, errors)
             try:
-                conn, kept, generation = self._take()
-                rows: list[tuple[Any, ...]] = conn.execute(statement, dict(params)).fetchall()
-            except errors as exc:
-                lost = isinstance(exc, gone) or conn is None or getattr(conn, "closed", False)
-                if conn is not None and lost:
+                rows: list[tuple[Any, ...]] = conn.execute(statement, arguments).fetchall()
+            except BaseException as exc:
+                lost = self._path is not None or conn.closed or conn.broken  # SQLite: start afresh
+                if lost or not isinstance(exc, errors):
                     self._discard(conn)
-                elif conn is not None:
+                else:  # e.g. a cancelled statement: the connection still serves
                     self._give_back(conn, generation)
-                if lost and kept and self._conninfo is not None:
+                if not isinstance(exc, errors):
+                    raise
+                if lost and kept and self._conninfo is not None and attempt == 1:
                     continue  # a kept connection the server dropped (a restart): once more on a new one
-                raise DBAPIError.instance(sql, dict(params), exc, errors) from exc
+                raise DBAPIError.instance(sql, arguments, exc, errors) from exc
             self._give_back(conn, generation)
             return rows
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _take_or_raise(
+        self, sql: str, arguments: dict[str, Any], errors: type[Exception]
+    ) -> tuple[Any, bool, int]:
+        try:
+            return self._take()
+        except errors as exc:  # cannot connect: the caller's translating() names the server
+            raise DBAPIError.instance(sql, arguments, exc, errors) from exc
 
     def _take(self) -> tuple[Any, bool, int]:
         """An idle connection (kept: True) or a new one, and the generation it belongs to."""
@@ -151,9 +163,12 @@ class HotReader:
         if self._conninfo is not None:
             import psycopg
 
-            # the engine's connect timeout; read-only, and in autocommit: no transaction between reads
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=3)
-            conn.execute("SET default_transaction_read_only = on")
+            # The engine's connect timeout; autocommit: no transaction stays open between reads.  No
+            # server-side prepared statements and no session settings, which a transaction-pooling
+            # PgBouncer would mix up between clients.
+            conn = psycopg.connect(
+                autocommit=True, connect_timeout=3, prepare_threshold=None, **self._conninfo
+            )
         else:
             assert self._path is not None
             # the same driver options as the engine's own connections (timeout; any thread may use it)
