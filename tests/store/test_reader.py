@@ -222,3 +222,23 @@ def test_an_unreachable_postgres_is_unavailable_naming_the_server() -> None:
         read_member(reader, 7)
     assert reader.opened == 0
     engine.dispose()
+
+
+def test_a_forked_child_reads_on_its_own_and_leaves_the_parents_connection_alone(database_url: str) -> None:
+    """Gunicorn forks its workers: a child must not use, nor close, what its parent opened."""
+    import os
+
+    engine = _engine(database_url)
+    reader = HotReader(engine)
+    session = "SELECT pg_backend_pid()" if database_url.startswith("postgresql") else "SELECT 1"
+    before = reader.rows(session, {})
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, closed by its own close()
+        ok = read_member(reader, 7).name == "Ada" and reader.opened == 1
+        reader.close()
+        os._exit(0 if ok and reader.opened == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert reader.rows(session, {}) == before and reader.opened == 1  # the parent's session goes on
+    reader.close()
+    engine.dispose()

@@ -145,8 +145,7 @@ class HotReader:
     def _take(self) -> tuple[Any, bool, int]:
         """An idle connection (kept: True) or a new one, and the generation it belongs to."""
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's connections stay the parent's
-                self._pid, self._idle, self._opened = os.getpid(), [], 0
+            self._in_this_process()
             generation = self._generation
             if self._idle:
                 return self._idle.pop(), True, generation
@@ -157,6 +156,12 @@ class HotReader:
             with self._lock:
                 self._opened -= 1
             raise
+
+    def _in_this_process(self) -> None:
+        """Under the lock: in a forked child, start with no connections (the parent's stay the
+        parent's: closing a PostgreSQL one here would end the parent's session)."""
+        if self._pid != os.getpid():
+            self._pid, self._idle, self._opened = os.getpid(), [], 0
 
     def _connect(self) -> Any:
         conn: Any
@@ -194,8 +199,7 @@ class HotReader:
         """Close this process's idle connections, and the others as they are given back (a read
         afterwards opens a new one)."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid, self._idle, self._opened = os.getpid(), [], 0
+            self._in_this_process()
             idle, self._idle = self._idle, []
             self._generation += 1
         for conn in idle:
