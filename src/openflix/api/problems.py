@@ -21,6 +21,7 @@ from openflix.errors import (
     OpenflixError,
     UnavailableError,
 )
+from openflix.store.db import schema_problem
 
 __all__ = ["MEDIA_TYPE", "install", "problem", "status_of"]
 
@@ -142,8 +143,6 @@ def _missing_table_or_column(exc: Exception) -> bool:
 
 def _schema_problem() -> str | None:
     """After a database error: why this version cannot use the schema, if that is the cause."""
-    from openflix.store.db import schema_problem
-
     try:
         return schema_problem(current_app.extensions["openflix"].engine)
     except Exception:  # the database is gone too: the original error is the one to log
