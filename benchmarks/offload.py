@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _doc import write_section
-from openflix.cdn.headroom import BOTH_SIDES_DECAYS, Headroom, headroom, split_ratio
-from openflix.cdn.simulate import Plays, SimulationResult, plot, simulate
+from openflix.cdn.headroom import BOTH_SIDES_DECAYS, RETURNING_TOP_N, Headroom, headroom, split_ratio
+from openflix.cdn.simulate import Plays, SimulationResult, default_recommender, plot, simulate
 from openflix.recs.datasets import load_movielens_100k
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +61,19 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         else f"{TARGET} cannot be reached through the returning members' plays alone (they would need "
         f"{needed:.4f})"
     )
+    known_row = known_reading = ""
+    if room.returning_ratio is not None:
+        known_row = (
+            "| each site's openflix fill, plus the recommender's top K unwatched titles it does not hold "
+            "for the returning members **who do play that day** (told in advance), displacing its "
+            f"least-forecast titles (K = {room.returning_top_n}, the best of "
+            f"{', '.join(map(str, RETURNING_TOP_N))} on the counted days) | {room.returning_ratio:.4f} |\n"
+        )
+        reach = "stays below" if room.returning_ratio < TARGET else "reaches"
+        known_reading = (
+            " Even told which returning members come each day, the recommender's picks for them add "
+            f"{room.returning_ratio - openflix:+.4f} to the fill, which {reach} {TARGET}."
+        )
     return (
         "### How far a nightly fill could go\n\n"
         f"References computed by `openflix.cdn.headroom` in the same run ({seconds:.0f} s), counted over "
@@ -74,6 +87,7 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         f"{room.both_sides_decay:g} per day of distance (the best of "
         f"{', '.join(f'{d:g}' for d in BOTH_SIDES_DECAYS)} on the counted days) | "
         f"{room.both_sides_ratio:.4f} |\n"
+        f"{known_row}"
         f"| openflix (for comparison) | {openflix:.4f} |\n\n"
         f"**{room.first_day_share:.1%}** of counted plays are by members on their first day of plays: the "
         "past holds nothing personal about them, so for them a fill can only guess the population's "
@@ -84,7 +98,7 @@ def headroom_section(result: SimulationResult, plays: Plays, room: Headroom, sec
         f"Reading: {knobs}; {future}. Knowing the rest of the population's demand *of the very day* does "
         f"{others} than the forecast. The gap to the clairvoyant reference is in which members come and "
         "what each picks; the recommender (`openflix+recs`) is the attempt at the returning members' "
-        f"part. With first-day plays served as now ({new:.4f}), {returning}.\n"
+        f"part. With first-day plays served as now ({new:.4f}), {returning}.{known_reading}\n"
     )
 
 
@@ -202,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result.format_table())
     print(f"{seconds:.0f} s; recommender in the default forecast: {result.choice.recs_helps}")
     t0 = time.perf_counter()
-    room = headroom(plays, result.config, tie=result.choice.forecast)
+    room = headroom(plays, result.config, tie=result.choice.forecast, recommender=default_recommender)
     room_seconds = time.perf_counter() - t0
     print(room)
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ import numpy as np
 from openflix.cdn.forecast import ForecastParams
 from openflix.cdn.headroom import first_day_plays, headroom, split_ratio
 from openflix.cdn.simulate import Plays, SimulationConfig, simulate
+from openflix.recs.models.ease import EASE
 
 DAY = 86_400
 FAST = SimulationConfig(popularity_decays=(0.9,), appliances_per_site=2, storage_share=0.1)
@@ -39,6 +40,7 @@ def test_a_population_wide_fad_is_caught_by_the_other_sites_reference_not_by_any
     assert room.other_sites_today > 0.95
     assert room.hindsight_ratio < 0.2
     assert room.first_day_share == 1.0  # every member plays on one day only
+    assert room.returning_ratio is None and room.returning_top_n is None  # no recommender given
 
 
 def test_the_hindsight_knobs_are_the_best_grid_candidate_on_the_counted_days() -> None:
@@ -87,3 +89,40 @@ def test_split_ratios_weigh_back_to_the_policys_ratio() -> None:
     counted = plays.days >= result.warmup_days
     share = first_day_plays(plays)[counted].mean()
     assert abs(share * new + (1 - share) * back - policy.embedded_ratio) < 1e-12
+
+
+def sequels(seed: int, n_days: int = 30, per_day: int = 40) -> Plays:
+    """Each member plays one of 60 "first parts" and four of 30 hits; every other member comes back the
+    next day for the sequel of their first part: too rare to fill by popularity, obvious per member."""
+    rng = np.random.default_rng(seed)
+    members, titles, times = [], [], []
+    for day in range(n_days):
+        for k in range(per_day):
+            member, part = day * per_day + k, int(rng.integers(0, 60))
+            start = day * DAY + int(rng.integers(0, DAY // 2))
+            for j, title in enumerate([200 + part, *rng.choice(30, size=4, replace=False).tolist()]):
+                members.append(member)
+                titles.append(title)
+                times.append(start + j)
+            if day + 1 < n_days and k % 2 == 0:
+                members.append(member)
+                titles.append(300 + part)
+                times.append((day + 1) * DAY + int(rng.integers(0, DAY)))
+    return Plays.from_arrays(np.array(members), np.array(titles), np.array(times), n_titles=400)
+
+
+def test_knowing_who_comes_back_serves_the_sequels_the_recommender_predicts() -> None:
+    plays = sequels(seed=0)
+    room = headroom(
+        plays,
+        FAST,
+        grid=GRID,
+        tie=GRID[1],
+        decays=(0.9,),
+        recommender=lambda: EASE(l2=10.0),
+        top_n=(1, 5, 10),
+    )
+    fill = simulate(plays, config=FAST, policies=["openflix"], forecast=GRID[1], recommender=None)
+    assert room.returning_top_n in (5, 10)  # one sequel per returning member: a site needs several
+    assert room.returning_ratio is not None
+    assert room.returning_ratio > fill.policy("openflix").embedded_ratio + 0.04

@@ -215,18 +215,18 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     png = tmp_path / "offload.png"
     r = CliRunner().invoke(
         cli,
-        ["cdn", "simulate", "--data", str(csv), "--no-recs", "--plot", str(png), "--daily", "openflix",
-         "--headroom"],
-    )  # fmt: skip
+        ["cdn", "simulate", "--data", str(csv), "--plot", str(png), "--daily", "openflix", "--headroom"],
+    )
     assert r.exit_code == 0, r.output
     assert (
         "how far a nightly fill could go" in r.output
         and "that day's plays at the other 7 sites" in r.output
         and "every other day, before and after" in r.output
     )
+    assert re.search(r"\n  fill \+ top \d+ for returning members who come +0\.\d{4}\n", r.output)
     assert re.search(r"\n  openflix +0\.\d{4} +0\.\d{4}\n", r.output)  # first-day and returning shares
     assert "openflix, day by day" in r.output and r.output.count("\n") > 60
-    for policy in ("lru", "popularity-0.95", "openflix", "clairvoyant"):
+    for policy in ("lru", "popularity-0.95", "openflix", "openflix+recs", "clairvoyant"):
         assert f"\n{policy} " in r.output
     assert "warm-up days not counted" in r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,7 @@
 """How far a nightly fill could go: references that see what no fill can, for reading a replay's ratios.
 
 A fill decides a site's holdings before the day starts, so it can only
-serve the plays that the past predicts.  Four references bound that from
+serve the plays that the past predicts.  Five references bound that from
 different sides (each counted after the same warm-up as the policies):
 
 * **hindsight knobs** — every candidate of a forecast grid replayed over all
@@ -14,19 +14,25 @@ different sides (each counted after the same warm-up as the policies):
   day, before and after it, weighted by ``decay ** distance`` in days, the
   best decay of a grid picked by its counted ratio: a popularity forecast that
   also knows the future, everything but the day itself;
+* **returning members known** — each site's fill, plus the recommender's
+  top ``K`` unwatched titles (those the fill does not hold) for the returning
+  members who *do* play that day, told in advance, displacing the site's
+  least-forecast titles; the best ``K`` of a grid picked by its counted ratio:
+  what personal demand could add if attendance were known (needs a
+  recommender);
 * **first-day share** — the share of plays by members on their first day of
   plays, of whom the past says nothing personal; and a policy's embedded
   ratio split between those plays and returning members' plays.
 
 These answer "is the gap to the clairvoyant reference a better forecast of
-popularity away?" — see docs/benchmarks.md for ML-100K's answer.  Each takes
+popularity, or of each member's taste, away?" — see docs/benchmarks.md for ML-100K's answer.  Each takes
 about as long as one nightly replay per candidate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -36,16 +42,32 @@ from openflix.cdn.simulate import (
     DEFAULT_GRID,
     Holdings,
     Plays,
+    RecommenderFactory,
     SimulationConfig,
     fill_holdings,
     forecast_plan,
     replay_nightly,
 )
+from openflix.recs.history import History
+from openflix.recs.models.base import Recommender
 
-__all__ = ["BOTH_SIDES_DECAYS", "Headroom", "first_day_plays", "headroom", "split_ratio"]
+__all__ = [
+    "BOTH_SIDES_DECAYS",
+    "RETURNING_TOP_N",
+    "Headroom",
+    "first_day_plays",
+    "headroom",
+    "split_ratio",
+]
 
 BOTH_SIDES_DECAYS: tuple[float, ...] = (0.9, 0.95, 0.98, 0.99)
 """Decays per day of distance tried by the both-sides reference."""
+
+_Day = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+"""One day of the returning-members reference: forecast, members' sites, their ranked titles."""
+
+RETURNING_TOP_N: tuple[int, ...] = (5, 10, 20, 40)
+"""Titles per returning member (and most displaced per site) tried by the returning-members reference."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,10 @@ class Headroom:
     both_sides_decay: float
     """The decay per day of distance that served most on the counted days."""
     both_sides_ratio: float
+    returning_top_n: int | None = None
+    """The ``K`` of the returning-members reference that served most (None: no recommender given)."""
+    returning_ratio: float | None = None
+    """The returning-members reference's counted ratio (None: no recommender given)."""
 
 
 def first_day_plays(plays: Plays) -> npt.NDArray[np.bool_]:
@@ -121,6 +147,88 @@ def _both_sides(
     return plan
 
 
+class _ReturningKnown:
+    """Per day: the fill's forecast, and each returning member's ranked titles the fill does not hold.
+
+    The recommender is fit on plays before the day, refit every
+    ``config.refit_days`` days (histories up to the day folded in between),
+    as the ``openflix+recs`` policy's is.  "Returning": members who play that
+    day and played on an earlier one.
+    """
+
+    def __init__(
+        self,
+        plays: Plays,
+        capacity: int,
+        config: SimulationConfig,
+        fill: ForecastParams,
+        factory: RecommenderFactory,
+        depth: int,
+    ) -> None:
+        self.plays, self.capacity, self.config, self.fill = plays, capacity, config, fill
+        self.factory, self.depth = factory, depth
+        self.data = plays.interactions()
+        self.bounds = plays.day_bounds()
+        self.model: Recommender | None = None
+        self.fitted_day = -(10**9)
+        self.site_of = np.zeros(plays.n_members, dtype=np.int64)
+        self.site_of[plays.members] = plays.sites
+        self.days: dict[
+            int, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+        ] = {}
+
+    def _day(self, day: int) -> _Day:
+        """The forecast ``(n_sites, n_titles)``, and the returning members' sites ``(m,)`` and their top
+        ``depth`` titles not held at their site ``(m, depth)`` (-1 where fewer)."""
+        if day in self.days:
+            return self.days[day]
+        p = self.plays
+        demand = forecast_demand(
+            p.sites, p.members, p.titles, p.days, day=day, n_sites=p.n_sites, n_titles=p.n_titles,
+            params=self.fill,
+        )  # fmt: skip
+        lo, hi = int(self.bounds[day]), int(self.bounds[day + 1])
+        members = np.intersect1d(p.members[lo:hi], p.members[:lo])
+        top = np.full((members.size, self.depth), -1, dtype=np.int64)
+        if members.size:
+            past = self.data.subset(np.arange(lo))
+            if self.model is None or day - self.fitted_day >= self.config.refit_days:
+                self.model = self.factory().fit(past)
+                self.fitted_day = day
+            history = History.from_interactions(past).rows(members)
+            scores = np.array(self.model.score(history), dtype=np.float64)
+            rows, cols = history.matrix(binary=True).nonzero()
+            scores[rows, cols] = -np.inf
+            held = fill_holdings(demand, self.capacity, self.config.appliances_per_site)
+            scores[held[self.site_of[members]]] = -np.inf
+            order = np.argsort(-scores, axis=1, kind="stable")[:, : self.depth]
+            top = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order, -1)
+        self.days[day] = (demand, self.site_of[members], top)
+        return self.days[day]
+
+    def plan(self, k: int) -> Callable[[int], Holdings]:
+        """Holdings when each site also stores up to ``k`` of its returning members' titles: those of
+        the highest reciprocal rank in their top ``k``, summed over the site's members."""
+        n_sites, n_titles = self.plays.n_sites, self.plays.n_titles
+
+        def plan(day: int) -> Holdings:
+            demand, sites, top = self._day(day)
+            top = top[:, :k]
+            keep = top >= 0
+            weight = 1.0 / (1.0 + np.broadcast_to(np.arange(top.shape[1]), top.shape)[keep])
+            key = np.repeat(sites, top.shape[1]).reshape(top.shape)[keep] * n_titles + top[keep]
+            votes = np.bincount(key, weights=weight, minlength=n_sites * n_titles).reshape(n_sites, n_titles)
+            chosen = np.argsort(-votes, axis=1, kind="stable")[:, :k]
+            site = np.repeat(np.arange(n_sites), chosen.shape[1]).reshape(chosen.shape)
+            picked = np.take_along_axis(votes, chosen, axis=1) > 0
+            site, chosen = site[picked], chosen[picked]
+            boosted = demand.copy()  # above every forecast: the fill keeps them and drops its least
+            boosted[site, chosen] = demand.max() + 1.0 + votes[site, chosen]
+            return fill_holdings(boosted, self.capacity, self.config.appliances_per_site)
+
+        return plan
+
+
 def headroom(
     plays: Plays,
     config: SimulationConfig | None = None,
@@ -128,11 +236,16 @@ def headroom(
     grid: Sequence[ForecastParams] = DEFAULT_GRID,
     tie: ForecastParams | None = None,
     decays: Sequence[float] = BOTH_SIDES_DECAYS,
+    recommender: RecommenderFactory | None = None,
+    top_n: Sequence[int] = RETURNING_TOP_N,
 ) -> Headroom:
     """The references of this module for ``plays`` (about a full nightly replay per grid candidate).
 
-    ``tie`` breaks ties in the other-sites reference (titles no other site
-    played that day): the forecast the fill uses (default: the grid's first).
+    ``tie`` is the forecast the fill uses (default: the grid's first): it
+    breaks ties in the other-sites reference (titles no other site played
+    that day) and is the fill the returning-members reference adds to, which
+    runs only with a ``recommender`` (one model fit per ``refit_days``, one
+    scoring of that day's returning members per day).
     """
     cfg = config or SimulationConfig()
     capacity = cfg.site_capacity(plays.n_titles)
@@ -152,4 +265,10 @@ def headroom(
     sides = [ratio(replay_nightly(plays, _both_sides(plays, per_day, capacity, cfg, d))[0]) for d in decays]
     k = int(np.argmax(sides))
     first_day = float(first_day_plays(plays)[counted].mean())
-    return Headroom(best, best_ratio, ratio(others), first_day, decays[k], sides[k])
+    room = Headroom(best, best_ratio, ratio(others), first_day, decays[k], sides[k])
+    if recommender is None or not top_n:
+        return room
+    known = _ReturningKnown(plays, capacity, cfg, tie or grid[0], recommender, max(top_n))
+    returning = [ratio(replay_nightly(plays, known.plan(n))[0]) for n in top_n]
+    j = int(np.argmax(returning))
+    return replace(room, returning_top_n=top_n[j], returning_ratio=returning[j])

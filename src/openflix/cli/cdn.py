@@ -14,7 +14,7 @@ from openflix.cli.params import CATALOG_ID
 from openflix.cli.recs import err, out
 
 if TYPE_CHECKING:
-    from openflix.cdn.simulate import Plays, PolicyResult, SimulationResult
+    from openflix.cdn.simulate import Plays, PolicyResult, RecommenderFactory, SimulationResult
 from openflix.services.platform import Platform
 from openflix.store.db import upgrade
 
@@ -235,7 +235,7 @@ def simulate(
     if daily is not None:
         _daily(result.policy(daily), result.first_day)
     if headroom:
-        _headroom(plays, result)
+        _headroom(plays, result, None if no_recs else sim.default_recommender)
     if plot is not None:
         click.echo(f"wrote {sim.plot(result, plot)}")
 
@@ -252,22 +252,30 @@ def _seconds_after_midnight(value: str) -> int:
     return int(hours) * 3600 + int(minutes) * 60
 
 
-def _headroom(plays: Plays, result: SimulationResult) -> None:
+def _headroom(plays: Plays, result: SimulationResult, recommender: RecommenderFactory | None) -> None:
     """The references of :mod:`openflix.cdn.headroom`, and each policy's first-day / returning split."""
     from openflix.cdn.headroom import headroom, split_ratio
 
     with err.status("replaying the references"):
-        room = headroom(plays, result.config, tie=result.choice.forecast)
+        room = headroom(plays, result.config, tie=result.choice.forecast, recommender=recommender)
     click.echo("\nhow far a nightly fill could go (references, not policies):")
-    for label, value in (
+    rows = [
         ("best forecast knobs, chosen on the counted days", f"{room.hindsight_ratio:.4f}"),
         (f"that day's plays at the other {result.n_sites - 1} sites", f"{room.other_sites_today:.4f}"),
         (
             f"every other day, before and after (decay {room.both_sides_decay:g})",
             f"{room.both_sides_ratio:.4f}",
         ),
-        ("counted plays by members on their first day", f"{room.first_day_share:.1%}"),
-    ):
+    ]
+    if room.returning_ratio is not None:
+        rows.append(
+            (
+                f"fill + top {room.returning_top_n} for returning members who come",
+                f"{room.returning_ratio:.4f}",
+            )
+        )
+    rows.append(("counted plays by members on their first day", f"{room.first_day_share:.1%}"))
+    for label, value in rows:
         click.echo(f"  {label:<50} {value}")
     click.echo(f"  (the best knobs: {room.hindsight_knobs.describe()})")
     click.echo(f"  {'policy':<18} {'first-day':>9} {'returning':>9}")
