@@ -43,6 +43,16 @@ def test_reads_the_member_and_each_committed_change(database_url: str) -> None:
     engine.dispose()
 
 
+def test_a_colon_or_percent_inside_quotes_is_text_not_a_parameter(database_url: str) -> None:
+    engine = _engine(database_url)
+    reader = HotReader(engine)
+    sql = """SELECT 'at :name, it''s 5%' AS "a:b", name AS "x"":y" FROM members
+             WHERE id = :id AND name <> ':id'"""
+    assert reader.rows(sql, {"id": 7}) == [("at :name, it's 5%", "Ada")]
+    reader.close()
+    engine.dispose()
+
+
 def test_no_read_transaction_stays_open_between_reads(tmp_path: Path) -> None:
     """A reader's snapshot would keep the WAL from being checkpointed back into the database file."""
     engine = _engine(f"sqlite:///{tmp_path / 'openflix.db'}")

@@ -25,8 +25,7 @@ goes through a pooled connection as every other read does.
 
 Statements are plain SQL with ``:name`` parameters, which SQLite's driver and
 SQLAlchemy's :func:`~sqlalchemy.text` understand (and which become psycopg's
-``%(name)s``: by a pattern that does not know string literals, so a literal
-holding ``:word`` is not for this reader).
+``%(name)s``; a ``:word`` inside a quoted string or identifier stays as it is).
 """
 
 from __future__ import annotations
@@ -53,10 +52,15 @@ def _text(sql: str) -> TextClause:
     return text(sql)
 
 
+_QUOTED_OR_PARAMETER = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|(?<![:\w]):(\w+)""")
+"""A quoted string or identifier (group 1, kept as it is), or a ``:name`` parameter (group 2)."""
+
+
 @lru_cache(maxsize=64)
 def _pyformat(sql: str) -> str:
-    """``:name`` parameters as psycopg's ``%(name)s`` (``::type`` casts left alone)."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+    """``:name`` parameters as psycopg's ``%(name)s``; ``::type`` casts, and ``:word`` inside a quoted
+    string or identifier, left alone (``%`` doubled everywhere, as psycopg reads it everywhere)."""
+    return _QUOTED_OR_PARAMETER.sub(lambda m: m.group(1) or f"%({m.group(2)})s", sql.replace("%", "%%"))
 
 
 class HotReader:
