@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, text, update
@@ -221,6 +224,32 @@ def test_a_postgres_password_with_a_space_and_url_options_reach_the_server() -> 
             conn.execute(text("REVOKE ALL ON SCHEMA public FROM reader_test_role"))
             conn.execute(text("DROP ROLE reader_test_role"))
         engine.dispose()
+
+
+def _socket_options(conn: Any) -> tuple[int, int, int]:
+    """(keepalive on, seconds idle before probes, ms of unacknowledged data before giving up) of a
+    psycopg connection's socket, as the kernel holds them."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        return (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+
+
+def test_a_postgres_that_stops_answering_cannot_hold_a_read_for_the_kernels_15_minutes() -> None:
+    """Every connection, the pool's and the reader's, gives up on a silent server after 10 s of
+    unacknowledged data (and probes an idle one after 30 s); options in the URL win."""
+    engine = _pg_engine()
+    tuned = connect(engine.url.update_query_dict({"tcp_user_timeout": "2500", "connect_timeout": "5"}))
+    for db, give_up_ms in ((engine, 10_000), (tuned, 2_500)):
+        reader = HotReader(db)
+        assert read_member(reader, 7).name == "Ada"
+        with db.connect() as conn:
+            assert _socket_options(conn.connection.dbapi_connection) == (1, 30, give_up_ms)
+        assert _socket_options(reader._idle[-1]) == (1, 30, give_up_ms)
+        reader.close()
+        db.dispose()
 
 
 def test_an_unreachable_postgres_is_unavailable_naming_the_server() -> None:

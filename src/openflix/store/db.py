@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,32 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 
 from openflix.errors import ConfigError, UnavailableError
 
-__all__ = ["connect", "current_revision", "head_revision", "schema_problem", "translating", "upgrade"]
+__all__ = [
+    "POSTGRES_SOCKET",
+    "connect",
+    "current_revision",
+    "head_revision",
+    "postgres_socket",
+    "schema_problem",
+    "translating",
+    "upgrade",
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+POSTGRES_SOCKET: dict[str, int] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq options of every PostgreSQL connection, unless the URL's query sets them: give up
+connecting after 3 s; a server that stops answering (a dead host, a cut link) fails a read after
+10 s of unacknowledged data, and an idle connection's after about a minute of silence, instead of
+waiting for the kernel's retransmissions (about 15 minutes).  A slow query holds no data in
+flight, so it is not cut short."""
 
 
 def connect(url: str, **kwargs: Any) -> Engine:
@@ -53,8 +76,13 @@ def connect(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("connect_args", {"connect_timeout": 3})
+    kwargs.setdefault("connect_args", postgres_socket(parsed.query))
     return create_engine(parsed, **kwargs)
+
+
+def postgres_socket(query: Mapping[str, Any]) -> dict[str, int]:
+    """:data:`POSTGRES_SOCKET` without the options a URL's ``query`` sets itself (the URL wins)."""
+    return {k: v for k, v in POSTGRES_SOCKET.items() if k not in query}
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.exc import DBAPIError
 
-from openflix.store.db import translating
+from openflix.store.db import postgres_socket, translating
 
 __all__ = ["HotReader"]
 
@@ -172,12 +172,11 @@ class HotReader:
         if self._conninfo is not None:
             import psycopg
 
-            # The engine's connect timeout; autocommit: no transaction stays open between reads.  No
-            # server-side prepared statements and no session settings, which a transaction-pooling
-            # PgBouncer would mix up between clients.
-            conn = psycopg.connect(
-                autocommit=True, connect_timeout=3, prepare_threshold=None, **self._conninfo
-            )
+            # The engine's socket options (what the URL sets wins); autocommit: no transaction stays
+            # open between reads.  No server-side prepared statements and no session settings, which
+            # a transaction-pooling PgBouncer would mix up between clients.
+            options = {**postgres_socket(self._conninfo), **self._conninfo}
+            conn = psycopg.connect(autocommit=True, prepare_threshold=None, **options)
         else:
             assert self._path is not None
             # the same driver options as the engine's own connections (timeout; any thread may use it)
