@@ -44,10 +44,12 @@ POSTGRES_SOCKET: dict[str, int] = {
     "tcp_user_timeout": 10_000,
 }
 """libpq options of every PostgreSQL connection, unless the URL's query sets them: give up
-connecting after 3 s; a server that stops answering (a dead host, a cut link) fails a read after
-10 s of unacknowledged data, and an idle connection's after about a minute of silence, instead of
-waiting for the kernel's retransmissions (about 15 minutes).  A slow query holds no data in
-flight, so it is not cut short."""
+connecting after 3 s; when the server's host stops answering (it died, the link is cut), a read
+fails after 10 s of unacknowledged data and an idle connection is dropped after 30 s of silence
+and a probe unanswered for 10 s (``tcp_user_timeout`` bounds the probes too, see tcp(7)), instead
+of after the kernel's retransmissions (about 15 minutes).  A slow query holds no data in flight,
+so it is not cut short; a server process that hangs while its host's kernel still acknowledges
+is not caught here (``statement_timeout`` on the server is for that)."""
 
 
 def connect(url: str, **kwargs: Any) -> Engine:
