@@ -237,9 +237,10 @@ def _socket_options(conn: Any) -> tuple[int, int, int]:
         )
 
 
-def test_a_postgres_that_stops_answering_cannot_hold_a_read_for_the_kernels_15_minutes() -> None:
-    """Every connection, the pool's and the reader's, gives up on a silent server after 10 s of
-    unacknowledged data (and probes an idle one after 30 s); options in the URL win."""
+def test_postgres_sockets_give_up_on_a_host_that_stops_answering_unless_the_url_says_otherwise() -> None:
+    """Every connection, the pool's and the reader's, has the kernel drop it after 10 s of
+    unacknowledged data (and probe it after 30 s idle), not after ~15 minutes of retransmissions;
+    options in the URL win, ``connect_timeout`` included (the reader once passed it twice)."""
     engine = _pg_engine()
     tuned = connect(engine.url.update_query_dict({"tcp_user_timeout": "2500", "connect_timeout": "5"}))
     for db, give_up_ms in ((engine, 10_000), (tuned, 2_500)):

@@ -14,9 +14,10 @@ different sides (each counted after the same warm-up as the policies):
   day, before and after it, weighted by ``decay ** distance`` in days, the
   best decay of a grid picked by its counted ratio: a popularity forecast that
   also knows the future, everything but the day itself;
-* **returning members known** — each site's fill, plus the recommender's
-  top ``K`` unwatched titles (those the fill does not hold) for the returning
-  members who *do* play that day, told in advance, displacing the site's
+* **returning members known** — each site's fill, plus up to ``K`` titles
+  from the recommender's top ``K`` unwatched titles (those the fill does not
+  hold) of the returning members who *do* play that day, told in advance (the
+  site's ``K`` of highest summed reciprocal rank), displacing its
   least-forecast titles; the best ``K`` of a grid picked by its counted ratio:
   what personal demand could add if attendance were known (needs a
   recommender);
@@ -25,8 +26,8 @@ different sides (each counted after the same warm-up as the policies):
   ratio split between those plays and returning members' plays.
 
 These answer "is the gap to the clairvoyant reference a better forecast of
-popularity, or of each member's taste, away?" — see docs/benchmarks.md for ML-100K's answer.  Each takes
-about as long as one nightly replay per candidate.
+popularity, or of each member's taste, away?" — see docs/benchmarks.md for
+ML-100K's answer.  Each takes about as long as one nightly replay per candidate.
 """
 
 from __future__ import annotations
@@ -173,9 +174,7 @@ class _ReturningKnown:
         self.fitted_day = -(10**9)
         self.site_of = np.zeros(plays.n_members, dtype=np.int64)
         self.site_of[plays.members] = plays.sites
-        self.days: dict[
-            int, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
-        ] = {}
+        self.days: dict[int, _Day] = {}
 
     def _day(self, day: int) -> _Day:
         """The forecast ``(n_sites, n_titles)``, and the returning members' sites ``(m,)`` and their top
