@@ -307,6 +307,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def refused(base: str) -> list[tuple[str, str, int]]:
+    """``(route, status, count)`` of every answer other than 2xx/3xx so far, as the workers' own
+    metrics count them (wrk counts them but does not say which)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    pattern = r"^openflix_http_requests_total\{([^}]*)\} ([0-9.e+]+)$"
+    out = []
+    for labels, value in re.findall(pattern, text, re.MULTILINE):
+        label = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if not label.get("status", "").startswith(("2", "3")) and float(value) > 0:
+            out.append((label.get("route", "?"), label.get("status", "?"), int(float(value))))
+    return sorted(out)
+
+
 def get(url: str, token: str | None = None, timeout: float = 10.0) -> int:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
@@ -427,7 +441,8 @@ def run_wrk(
 
 def over_http(
     tmp: Path, env: dict[str, str], token: str, members: Sequence[int], args: argparse.Namespace
-) -> dict[str, WrkResult]:
+) -> tuple[dict[str, WrkResult], list[tuple[str, str, int]]]:
+    """Every endpoint's wrk figures, and every answer other than 2xx/3xx (route, status, count)."""
     script = tmp / "home.lua"
     script.write_text(LUA % {"paths": ",".join(f'"/members/{m}/home"' for m in members), "token": token})
     steer = tmp / "steer.lua"
@@ -479,12 +494,15 @@ def over_http(
             )
         if proc.poll() is not None:
             raise SystemExit(f"gunicorn exited with {proc.returncode} during the run")
+        refusals = refused(base)
+        for route, code, count in refusals:
+            log(f"  answered {code} {count:,} times on {route}")
         errors = [line for line in (tmp / "gunicorn.log").read_text(errors="replace").splitlines() if line]
         if errors:
             log(f"  gunicorn logged {len(errors)} lines, the last ones:")
             for line in errors[-10:]:
                 log(f"    {line}")
-        return results
+        return results, refusals
     finally:
         stop_gunicorn(proc)
 
@@ -507,6 +525,7 @@ def section(
     model: str,
     local: dict[str, dict[str, float]],
     http: dict[str, WrkResult],
+    refusals: Sequence[tuple[str, str, int]],
     load: tuple[float, float, float],
 ) -> str:
     cores = os.cpu_count()
@@ -541,6 +560,7 @@ def section(
     errors = sum(r.non_2xx + r.socket_errors for r in http.values())
     verdict = "met" if ratio >= RATIO_TARGET and errors == 0 else "**not met**"
     verdict_auth = "met" if ratio_auth >= RATIO_TARGET and errors == 0 else "**not met**"
+    refused_text = ", ".join(f"`{route}` {code} × {count:,}" for route, code, count in refusals) or "none"
     return (
         f"{MARK}\n\n"
         f"Produced by `make bench-api` (`{command}`) on {datetime.now(UTC):%Y-%m-%d}; {versions()}; "
@@ -570,6 +590,8 @@ def section(
         "changed. wrk and Gunicorn share this machine's "
         f"{cores} cores, so the figures are a floor for a server with its own cores.\n\n"
         f"{http_table}\n\n"
+        "Answers other than 2xx/3xx over the whole server run (set-up and readiness checks included), by "
+        f"route and status, from the workers' own `openflix_http_requests_total`: {refused_text}.\n\n"
         f"Home / healthz requests per second: **{ratio:.2f}** (target ≥ {RATIO_TARGET:g} with 0 errors: "
         f"{verdict}). `/healthz` does no authentication and no rate limiting; `/whoami` is the trivial "
         "endpoint that goes the same way as home (token, rate limit, JSON): home / whoami: "
@@ -627,8 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         local = in_process(token, members)
         for name, p in local.items():
             log(f"  {name}: p50 {p['p50']:.2f} ms, p99 {p['p99']:.2f} ms, max {p['max']:.2f} ms")
-        http = over_http(tmp, env, token, members, args)
-        text = section(args, command, len(members), model, local, http, load)
+        http, refusals = over_http(tmp, env, token, members, args)
+        text = section(args, command, len(members), model, local, http, refusals, load)
     finally:
         tempfile.tempdir = None
         if args.keep:
