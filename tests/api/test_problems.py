@@ -31,7 +31,9 @@ def test_malformed_json_is_400(served: Served) -> None:
 
 def test_unknown_route_and_method_are_404_and_405(served: Served) -> None:
     _problem(served.get("/no/such/route", served.operator), 404)
-    _problem(served.client.delete("/titles", headers={"Authorization": f"Bearer {served.operator}"}), 405)
+    r = served.client.delete("/titles", headers={"Authorization": f"Bearer {served.operator}"})
+    _problem(r, 405)
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}  # RFC 9110: what it takes
 
 
 def test_bad_query_values_are_422(served: Served) -> None:

@@ -117,7 +117,9 @@ def install(app: APIFlask) -> None:
         status = exc.code or 500
         if status == 400 and request.is_json:
             return problem(400, "the request body is not valid JSON")
-        return problem(status, exc.description or TITLES.get(status, "error"))
+        # its own headers but the media type: a 405's ``Allow`` (RFC 9110), a 416's ``Content-Range``
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return problem(status, exc.description or TITLES.get(status, "error"), headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
