@@ -211,6 +211,7 @@ def test_bad_capacities_and_unknown_references_are_refused(cdn: Served) -> None:
         {"name": "m0", "kind": "storage", "storage_tb": 0, "throughput_gbps": 10},
         {"name": "m1", "kind": "storage", "storage_tb": 10, "throughput_gbps": -1},
         {"name": "m2", "kind": "tape", "storage_tb": 10, "throughput_gbps": 1},
+        {"name": "m3", "kind": "storage", "storage_tb": 10, "throughput_gbps": 1, "disks": 1.5},  # not 1
     ):
         r = cdn.post("/cdn/appliance-models", cdn.admin, json=body)
         assert r.status_code in (400, 422) and r.mimetype == "application/problem+json", body

@@ -74,18 +74,21 @@ def test_bulk_is_all_or_nothing(served: Served) -> None:
 
 
 def test_invalid_events_are_422_naming_the_field(served: Served) -> None:
+    before = _count(served)
     cases = {
         "rating": _play(served, kind="rating"),
         "kind": _play(served, kind="pause"),
         "position_s": _play(served, position_s=9000, duration_s=100),
         "member_id": {k: v for k, v in _play(served).items() if k != "member_id"},
         "timestamp": _play(served, timestamp="yesterday"),
+        "title_id": _play(served, title_id=1.5),  # not cut to title 1
     }
     for field, event in cases.items():
         r = served.post("/events", served.operator, json=event)
         assert r.status_code == 422, field
         assert r.mimetype == "application/problem+json"
         assert field in r.get_json()["detail"], (field, r.get_json())
+    assert _count(served) == before
 
 
 def test_history_shows_new_events_newest_first(served: Served) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Dict, Float, Integer, List, Nested, String
+from apiflask.fields import Dict, Float, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
-from openflix.api.schemas import Page, Text
+from openflix.api.schemas import Integer, Page, Text
 from openflix.cdn.topology import COMPONENT_KINDS, COMPONENT_STATUSES, MODEL_KINDS
 
 NAME = Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", error="letters, digits, '.', '_' or '-' (1 to 100)")
