@@ -2,7 +2,8 @@
 
 Every documented operation (but ``POST /jobs``) is called with generated requests and the admin token;
 no response may be a 5xx, and each must have a documented status, media type and body schema.  Errors
-must be RFC 9457 problem details.  Generated ids rarely name stored rows, so the even ones among the
+must be RFC 9457 problem details; a request the document forbids must be refused, and a method a route
+does not take must be 405 naming those it does take (``Allow``).  Generated ids rarely name stored rows, so the even ones among the
 path and body ids are mapped onto ids of stored members, titles and model versions: the success
 responses get checked too.
 """
