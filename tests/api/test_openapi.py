@@ -3,9 +3,9 @@
 Every documented operation (but ``POST /jobs``) is called with generated requests and the admin token;
 no response may be a 5xx, and each must have a documented status, media type and body schema.  Errors
 must be RFC 9457 problem details; a request the document forbids must be refused, and a method a route
-does not take must be 405 naming those it does take (``Allow``).  Generated ids rarely name stored rows, so the even ones among the
-path and body ids are mapped onto ids of stored members, titles and model versions: the success
-responses get checked too.
+does not take must be 405 naming those it does take (``Allow``).  Generated ids rarely name stored
+rows, so the even ones among the path and body ids are mapped onto ids of stored members, titles and
+model versions: the success responses get checked too.
 """
 
 from __future__ import annotations
@@ -142,6 +142,11 @@ def test_document_is_openapi_3_with_the_main_paths(served: Served) -> None:
     assert set(MAIN_PATHS) <= set(spec["paths"])
     assert spec["components"]["securitySchemes"]["BearerAuth"] == {"type": "http", "scheme": "bearer"}
     assert not [name for name in spec["components"]["schemas"] if name[-1].isdigit()]  # no VersionOut1
+    storage = spec["components"]["schemas"]["ModelIn"]["properties"]["storage_tb"]
+    assert storage["exclusiveMinimum"] == 0  # as validated: a model stores more than 0 TB
+    assert served.post("/cdn/appliance-models", served.admin, json={
+        "name": "empty", "kind": "storage", "storage_tb": 0, "throughput_gbps": 1
+    }).status_code == 422  # fmt: skip
 
 
 def test_document_says_errors_are_problem_details(served: Served) -> None:

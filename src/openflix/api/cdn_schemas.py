@@ -6,7 +6,7 @@ from apiflask import Schema
 from apiflask.fields import Dict, Float, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
-from openflix.api.schemas import Integer, Page, Text
+from openflix.api.schemas import ABOVE_ZERO, Integer, Page, Text
 from openflix.cdn.topology import COMPONENT_KINDS, COMPONENT_STATUSES, MODEL_KINDS
 
 NAME = Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", error="letters, digits, '.', '_' or '-' (1 to 100)")
@@ -82,8 +82,10 @@ class ISPPage(Page):
 class ModelIn(Schema):
     name = String(required=True, validate=NAME)
     kind = String(required=True, validate=OneOf(MODEL_KINDS))
-    storage_tb = Float(required=True, validate=Range(0, 10_000, min_inclusive=False))
-    throughput_gbps = Float(required=True, validate=Range(0, 10_000, min_inclusive=False))
+    storage_tb = Float(required=True, validate=Range(0, 10_000, min_inclusive=False), metadata=ABOVE_ZERO)
+    throughput_gbps = Float(
+        required=True, validate=Range(0, 10_000, min_inclusive=False), metadata=ABOVE_ZERO
+    )
     disks = Integer(validate=Range(0, 1000))
     nics = Integer(validate=Range(0, 64))
     psus = Integer(validate=Range(0, 16))

@@ -16,6 +16,9 @@ MAX_BULK = 10_000
 """Events accepted by one bulk ingest."""
 
 
+ABOVE_ZERO = {"exclusiveMinimum": 0}
+"""Field metadata documenting ``Range(0, …, min_inclusive=False)``, which apispec writes as ``minimum: 0``."""
+
 NO_NUL = Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
 
 
@@ -232,7 +235,9 @@ class VersionsOut(Schema):
 class CellIn(Schema):
     name = Text(required=True, validate=Length(1, 50))
     version = Integer(required=True, validate=Range(1, 2**31 - 1))
-    weight = Float(load_default=1.0, validate=Range(min=0.0, min_inclusive=False, max=1e6))
+    weight = Float(
+        load_default=1.0, validate=Range(min=0.0, min_inclusive=False, max=1e6), metadata=ABOVE_ZERO
+    )
 
 
 class TestIn(Schema):
