@@ -89,6 +89,9 @@ def test_an_invalid_topology_is_refused_whole_and_writes_nothing(cdn: Served) ->
         "/cdn/topology", cdn.admin, data=SAMPLE.read_text() + "sites: []\n", content_type="application/yaml"
     )
     assert r.status_code == 422 and "key 'sites' appears twice" in r.json["detail"]
+    deep = "[" * 100_000 + "]" * 100_000  # the JSON parser's recursion: a 500 before
+    r = cdn.put("/cdn/topology", cdn.admin, data=deep, content_type="application/json")
+    assert r.status_code == 422 and "body: not valid JSON or YAML" in r.json["detail"]
     assert cdn.get("/cdn/sites?limit=200", cdn.operator).json["total"] == before
 
 

@@ -120,6 +120,19 @@ def test_malformed_text_names_the_line(tmp_path: Path) -> None:
         parse_text(json.dumps([1, 2]))
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # JSON: the parser's recursion
+        ("a: " + "[" * 100_000, "nested too deeply"),  # YAML
+        ('{"default_region": ' + "9" * 5_000 + "}", "value has 5000 digits"),
+    ],
+)
+def test_a_document_the_parsers_cannot_hold_is_refused_not_a_traceback(text: str, problem: str) -> None:
+    with pytest.raises(DataError, match=f"t.json: not valid JSON or YAML: .*{problem}"):
+        parse_text(text, "t.json")
+
+
 def test_a_key_given_twice_is_refused_naming_both_lines_not_resolved_to_the_last() -> None:
     text = SAMPLE.read_text()
     # a second, short `sites:` section at the end: a reader keeping the last would drop every other site

@@ -230,8 +230,11 @@ def parse_text(text: str, source: str = "topology") -> Topology:
 
     A key given twice in one mapping is refused, naming both lines.
     """
+    too_deep = f"{source}: not valid JSON or YAML: lists and mappings nested too deeply to read"
     try:
         doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise DataError(too_deep) from None
     except ValueError as exc:
         duplicate = isinstance(exc, _JSONDuplicateKeyError)
         try:
@@ -246,6 +249,10 @@ def parse_text(text: str, source: str = "topology") -> Topology:
             where = f"{source}:{mark.line + 1}" if mark is not None else source
             problem = getattr(err, "problem", None) or str(err)
             raise DataError(f"{where}: not valid JSON or YAML: {problem}") from None
+        except RecursionError:
+            raise DataError(too_deep) from None
+        except ValueError as err:  # a value YAML's constructors refuse, e.g. an integer of 5,000 digits
+            raise DataError(f"{source}: not valid JSON or YAML: {str(err).split(';')[0]}") from None
         if duplicate:  # JSON that YAML reads without the duplicate (not expected): still refused
             raise DataError(f"{source}: {exc}; give each key once") from None
     return parse(doc, source=source, text=text)
