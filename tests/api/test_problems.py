@@ -29,6 +29,19 @@ def test_malformed_json_is_400(served: Served) -> None:
     assert body["detail"] == "the request body is not valid JSON"
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),  # the decoder's recursion
+        ('{"member_id": ' + "9" * 5_000 + "}", "value has 5000 digits"),  # past Python's int limit
+    ],
+)
+def test_json_the_decoder_cannot_hold_is_400_not_500(served: Served, body: str, why: str) -> None:
+    r = served.post("/events", served.operator, data=body, content_type="application/json")
+    assert _problem(r, 400)["detail"].startswith("the request body is not valid JSON: ")
+    assert why in r.get_json()["detail"]
+
+
 def test_unknown_route_and_method_are_404_and_405(served: Served) -> None:
     _problem(served.get("/no/such/route", served.operator), 404)
     r = served.client.delete("/titles", headers={"Authorization": f"Bearer {served.operator}"})

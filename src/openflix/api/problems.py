@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import traceback
+from pathlib import PurePath
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
@@ -123,11 +125,27 @@ def install(app: APIFlask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if (unreadable := _unreadable_json(exc)) is not None:
+            return problem(400, f"the request body is not valid JSON: {unreadable}")
         if _missing_table_or_column(exc) and (missing := _schema_problem()) is not None:
             log.error("%s (%s)", missing, type(exc).__name__)
             return problem(503, missing, headers={"Retry-After": "5"})
         log.exception("unexpected error")
         return problem(500, "an internal error occurred; it has been logged")
+
+
+def _unreadable_json(exc: Exception) -> str | None:
+    """Why the request's JSON body could not be read, when ``exc`` came out of the JSON decoder with
+    what the body parser does not catch: nesting deeper than the recursion limit, or an integer
+    longer than Python converts (4,300 digits); else None."""
+    if not isinstance(exc, RecursionError | ValueError) or not request.is_json:
+        return None
+    frames = traceback.walk_tb(exc.__traceback__)
+    if not any(
+        PurePath(frame.f_code.co_filename).parts[-2:] == ("json", "decoder.py") for frame, _ in frames
+    ):
+        return None
+    return "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
 
 
 MISSING = ("no such table", "no such column", "does not exist")
