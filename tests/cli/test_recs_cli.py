@@ -129,3 +129,21 @@ def test_train_with_tuning_says_what_was_chosen(runner: CliRunner, ratings: Path
     assert res.exit_code == 0, res.output
     assert "chosen on validation: {'alpha': 0.5, 'reg':" in res.stdout
     assert model.exists()
+
+
+def test_a_hyperparameter_the_model_would_misread_is_a_usage_error(
+    runner: CliRunner, ratings: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "m.npz"
+    train = ["recs", "train", "--data", str(ratings), "--out", str(model), "--model"]
+    for args, message in (
+        (["als", "--param", "factors=-5"], "factors: expected a whole number >= 0, got -5"),
+        (["als", "--param", "nosuch=1"], "nosuch: not a hyperparameter of als"),
+        (["ease", "--param", "l2=nan"], "l2: expected a number >= 0, got nan"),
+    ):
+        res = runner.invoke(cli, train + args)
+        assert res.exit_code == 2 and message in res.stderr, res.output
+        assert "Traceback" not in res.output and not model.exists()
+    res = runner.invoke(cli, [*train, "sequential", "--param", "tau=inf"])  # JSON has no word for it
+    assert res.exit_code == 0, res.output
+    assert model.exists()

@@ -82,6 +82,14 @@ def test_a_job_with_bad_input_fails_for_good_with_the_reason(tmp_path: Path) -> 
         ),
         ({"kind": "import", "params": {}}, "params.path: an import job needs"),
         ({"kind": "evaluate", "params": {"models": [["x"]]}}, "params.models: expected model names"),
+        (
+            {"kind": "train", "params": {"model": "als", "params": {"factors": -5}}},
+            "params.params.factors: expected a whole number >= 0, got -5",
+        ),
+        (
+            {"kind": "retrain", "params": {"params": {"l2": 1}}},  # the default model (sequential) has no l2
+            "params.params.l2: not a hyperparameter of sequential (expected one of alpha,",
+        ),
     ):
         r = client.post("/jobs", json=body, headers=headers)
         assert r.status_code == 422 and message in r.get_json()["detail"], (body, r.get_json())

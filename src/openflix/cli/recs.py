@@ -203,7 +203,10 @@ def parse_params(params: Sequence[str]) -> dict[str, Any]:
         try:
             out_params[key] = json.loads(value)
         except json.JSONDecodeError:
-            out_params[key] = value
+            try:
+                out_params[key] = float(value)  # inf (JSON has no word for it), nan (refused by name)
+            except ValueError:
+                out_params[key] = value
     return out_params
 
 

@@ -101,7 +101,7 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
     ``params.<field>``, what was expected and what came.  What can only be
     known where the job runs (an import's file) is left to the run.
     """
-    from openflix.recs.models import MODELS
+    from openflix.recs.models import MODELS, check_hyperparameters
 
     known = PARAMS[kind]
     for key, value in params.items():
@@ -123,6 +123,10 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
             raise DataError(
                 f"params.model: unknown model {name!r} (expected one of {', '.join(sorted(MODELS))})"
             )
+    if isinstance(params.get("params"), dict):  # the model's hyperparameters, checked as training would
+        check_hyperparameters(
+            str(params.get("model") or platform.settings.model), params["params"], "params.params."
+        )
     if params.get("split", "temporal") not in ("temporal", "random"):
         raise DataError(f"params.split: expected temporal or random, got {params['split']!r}")
     if kind == "fill":

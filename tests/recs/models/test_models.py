@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from tests.recs.models.contract import RecommenderContract
 
-from openflix.recs.models import ALS, EASE, BayesianSVDpp, ItemKNN, Popularity, Recommender, SequentialEASE
+from openflix.errors import DataError
+from openflix.recs.models import (
+    ALS,
+    EASE,
+    BayesianSVDpp,
+    ItemKNN,
+    Popularity,
+    Recommender,
+    SequentialEASE,
+    create,
+)
 
 
 class TestPopularity(RecommenderContract):
@@ -66,3 +78,28 @@ def test_sequential_grams_do_not_depend_on_blocks(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(seq, "BLOCK_EVENTS", 50)  # many small blocks of members
     blocked = SequentialEASE(reg=10).fit(data)
     assert np.allclose(whole.weights_, blocked.weights_, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("als", {"nosuch": 1}, "nosuch: not a hyperparameter of als (expected one of alpha, factors,"),
+        ("als", {"factors": 2.5}, "factors: expected a whole number >= 0, got 2.5"),
+        ("als", {"factors": True}, "factors: expected a whole number >= 0, got True"),
+        ("als", {"iterations": -1}, "iterations: expected a whole number >= 0, got -1"),
+        ("ease", {"l2": float("nan")}, "l2: expected a number >= 0, got nan"),
+        ("ease", {"l2": "400"}, "l2: expected a number >= 0, got '400'"),
+        ("bayes-svdpp", {"user_implicit": 1}, "user_implicit: expected true or false, got 1"),
+    ],
+)
+def test_a_hyperparameter_the_model_would_misread_is_refused_naming_it(
+    name: str, params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(DataError, match=re.escape(message)):
+        create(name, **params)
+
+
+def test_hyperparameters_of_the_right_kind_make_the_model() -> None:
+    assert create("sequential", tau=float("inf"), alpha=1).tau == float("inf")  # an int where a float goes
+    assert create("popularity", half_life_days=None).half_life_days is None
+    assert create("ease", l2=0).l2 == 0
