@@ -63,6 +63,13 @@ class TestMovieLens100K:
             datasets.load(write(tmp_path / "u.data", b"1\t2\t3\t4\n\x00\x01\xff\xfe"))
         assert info.value.line == 2
 
+    def test_an_item_line_with_too_many_fields_names_it(self, tmp_path: Path) -> None:
+        write(tmp_path / "u.data", "1\t2\t3\t4\n")
+        item = "2|Up (2009)|01-Jan-2009||http://x" + "|0" * 19
+        write(tmp_path / "u.item", f"{item}\n{item}|0\n")
+        with pytest.raises(DataFormatError, match=r"u\.item, line 2: expected 24 fields"):
+            datasets.load(tmp_path)
+
 
 class TestMovieLensLatest:
     def test_bundled_latest_small(self, latest_small_path: Path) -> None:
@@ -76,6 +83,22 @@ class TestMovieLensLatest:
         with pytest.raises(DataFormatError, match=r"line 3, field 'rating': must be in 0.5..5"):
             datasets.load(tmp_path)
         assert f.exists()
+
+    @pytest.mark.parametrize(
+        ("movies", "needle"),
+        [
+            ('movieId,title,genres\n1,"Broken, Heart,Drama\n', "cannot parse: .*EOF inside string"),
+            ("movieId,title,genres\n1,Toy Story,Animation\n2,A,B,C,D\n", "line 3: expected 3 fields"),
+        ],
+    )
+    def test_a_movies_file_pandas_cannot_read_names_it(
+        self, tmp_path: Path, movies: str, needle: str
+    ) -> None:
+        write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,10\n")
+        movies_csv = write(tmp_path / "movies.csv", movies)
+        with pytest.raises(DataFormatError, match=needle) as info:
+            datasets.load(tmp_path)
+        assert str(movies_csv) in str(info.value)
 
 
 class TestMovieLens1M:

@@ -124,15 +124,18 @@ def _ml100k_items(path: Path) -> dict[Any, tuple[str, str]] | None:
     if not path.exists():
         return None
     _parse.check_text(path, "latin-1")
-    items = pd.read_csv(
-        path,
-        sep="|",
-        header=None,
-        encoding="latin-1",
-        quoting=3,
-        dtype=str,
-        keep_default_na=False,
-    )
+    try:
+        items = pd.read_csv(
+            path,
+            sep="|",
+            header=None,
+            encoding="latin-1",
+            quoting=3,
+            dtype=str,
+            keep_default_na=False,
+        )
+    except pd.errors.ParserError as exc:
+        raise _parse._parser_error(path, exc, "|", 24) from exc
     items.index = pd.RangeIndex(1, len(items) + 1)
     if items.shape[1] != 24:
         raise DataFormatError(path, f"expected 24 '|'-separated fields, got {items.shape[1]}")
@@ -173,7 +176,10 @@ def load_movielens_latest(path: str | Path) -> Interactions:
     movies = data.parent / "movies.csv"
     if movies.exists():
         _parse.check_text(movies)
-        table = pd.read_csv(movies, dtype=str, keep_default_na=False)
+        try:
+            table = pd.read_csv(movies, dtype=str, keep_default_na=False)
+        except pd.errors.ParserError as exc:  # e.g. a title's opening quote never closed
+            raise _parse._parser_error(movies, exc, ",", 3) from exc
         if list(table.columns[:3]) != ["movieId", "title", "genres"]:
             raise DataFormatError(
                 movies,
