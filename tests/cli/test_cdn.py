@@ -232,6 +232,8 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--storage", "0"])
     assert bad.exit_code == 2 and "--storage" in bad.output
+    bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--plot", str(tmp_path / "p.txt")])
+    assert bad.exit_code == 2 and "expected a file ending in .png" in bad.output  # before the replay
     utc, shifted = (
         CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--day-start", start])
         for start in ("00:00", "08:00")

@@ -147,3 +147,10 @@ def test_a_hyperparameter_the_model_would_misread_is_a_usage_error(
     res = runner.invoke(cli, [*train, "sequential", "--param", "tau=inf"])  # JSON has no word for it
     assert res.exit_code == 0, res.output
     assert model.exists()
+
+
+def test_a_negative_seed_is_a_usage_error(runner: CliRunner, ratings: Path) -> None:
+    res = runner.invoke(
+        cli, ["recs", "evaluate", "--data", str(ratings), "--seed", "-1", "--model", "popularity"]
+    )
+    assert res.exit_code == 2 and "'--seed': -1 is not in the range x>=0" in res.stderr, res.output

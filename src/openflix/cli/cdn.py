@@ -187,7 +187,11 @@ def fleet(interval: float, once: bool, quiet: bool) -> None:
     help="When each day starts and the night's fill takes effect (UTC).",
 )
 @click.option(
-    "--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write a PNG plot."
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    callback=lambda _ctx, _param, value: _plot_path(value),
+    help="Write a plot (.png, .svg or .pdf).",
 )
 @click.option("--daily", default=None, metavar="POLICY", help="Also print POLICY's shares day by day.")
 @click.option(
@@ -238,6 +242,16 @@ def simulate(
         _headroom(plays, result, None if no_recs else sim.default_recommender)
     if plot is not None:
         click.echo(f"wrote {sim.plot(result, plot)}")
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _plot_path(value: Path | None) -> Path | None:
+    """A plot's file name, checked before the replay: matplotlib picks the format by its suffix."""
+    if value is not None and value.suffix.lower() not in PLOT_SUFFIXES:
+        raise click.BadParameter(f"expected a file ending in {', '.join(PLOT_SUFFIXES)}, got {str(value)!r}")
+    return value
 
 
 def _seconds_after_midnight(value: str) -> int:

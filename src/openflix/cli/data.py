@@ -67,7 +67,7 @@ def info(data_path: Path, fmt: str, sep: str | None, columns: str | None) -> Non
 )
 @click.option("--users", "n_users", type=click.IntRange(1), default=None, help="Members (default 480,189).")
 @click.option("--items", "n_items", type=click.IntRange(1), default=None, help="Titles (default 17,770).")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=42, show_default=True)
 def synth(n_ratings: int, dest: Path, fmt: str, n_users: int | None, n_items: int | None, seed: int) -> None:
     """Generate ratings with the Netflix Prize's shape (members, titles, power-law popularity, 1999-2005)."""
     with out.status(f"drawing {n_ratings:,} ratings"):

@@ -84,7 +84,9 @@ def recs() -> None:
     show_default=True,
     help="Per-member temporal or random 80/20 holdout, or ML-100K folds u1..u5.",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the random split and of the models.")
+@click.option(
+    "--seed", type=click.IntRange(0), default=None, help="Seed of the random split and of the models."
+)
 @click.option(
     "--k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Cut-off of ranking metrics."
 )
