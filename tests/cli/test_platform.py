@@ -67,6 +67,14 @@ def test_bad_requests_exit_2_with_one_clear_line(env: dict[str, str], args: list
     assert message in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("args", [["models", "list"], ["models", "rollback"], ["tokens", "revoke", "1"]])
+def test_an_unmigrated_database_names_the_command_to_run(env: dict[str, str], args: list[str]) -> None:
+    r = CliRunner().invoke(cli, args)  # no `db upgrade` first
+    assert r.exit_code == 2, r.output
+    assert "the database schema is not migrated; this version needs revision" in r.output
+    assert "run `openflix db upgrade`" in r.output and "Traceback" not in r.output
+
+
 def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("userId,movieId,rating,timestamp\n1,2,4.0,100\n1,3,abc,200\n")

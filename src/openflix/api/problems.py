@@ -9,7 +9,6 @@ from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, json, request
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from openflix.errors import (
@@ -23,7 +22,7 @@ from openflix.errors import (
     OpenflixError,
     UnavailableError,
 )
-from openflix.store.db import schema_problem
+from openflix.store.db import missing_table_or_column, schema_problem
 
 __all__ = ["MEDIA_TYPE", "install", "problem", "status_of"]
 
@@ -127,7 +126,7 @@ def install(app: APIFlask) -> None:
     def _unexpected(exc: Exception) -> Response:
         if (unreadable := _unreadable_json(exc)) is not None:
             return problem(400, f"the request body is not valid JSON: {unreadable}")
-        if _missing_table_or_column(exc) and (missing := _schema_problem()) is not None:
+        if missing_table_or_column(exc) and (missing := _schema_problem()) is not None:
             log.error("%s (%s)", missing, type(exc).__name__)
             return problem(503, missing, headers={"Retry-After": "5"})
         log.exception("unexpected error")
@@ -146,19 +145,6 @@ def _unreadable_json(exc: Exception) -> str | None:
     ):
         return None
     return "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
-
-
-MISSING = ("no such table", "no such column", "does not exist")
-"""How SQLite and PostgreSQL say a table or column is not there (PostgreSQL: ``relation "x" does not
-exist``, ``column "y" does not exist``)."""
-
-
-def _missing_table_or_column(exc: Exception) -> bool:
-    """A database error that a schema behind the code explains (not an outage or a constraint)."""
-    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError) or exc.connection_invalidated:
-        return False
-    message = str(exc.orig or exc)
-    return any(m in message for m in MISSING)
 
 
 def _schema_problem() -> str | None:

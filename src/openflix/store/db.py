@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 
 from openflix.errors import ConfigError, UnavailableError
@@ -27,6 +27,7 @@ __all__ = [
     "connect",
     "current_revision",
     "head_revision",
+    "missing_table_or_column",
     "postgres_socket",
     "schema_problem",
     "translating",
@@ -152,14 +153,40 @@ def _known_revisions() -> frozenset[str]:
 
 @contextmanager
 def translating(engine: Engine) -> Iterator[None]:
-    """Turn "cannot reach the database" into :class:`UnavailableError` naming the server."""
+    """Turn "cannot reach the database" into :class:`UnavailableError` naming the server, and a table
+    or column missing from a schema behind this version into one naming the command to run."""
     try:
         yield
-    except (OperationalError, SAInterfaceError) as exc:
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated is False and _is_sqlite_data(exc):
+    except DBAPIError as exc:
+        if missing_table_or_column(exc) and (problem := _schema_problem_after(engine)) is not None:
+            raise UnavailableError(problem) from exc
+        if not isinstance(exc, OperationalError | SAInterfaceError) or (
+            exc.connection_invalidated is False and _is_sqlite_data(exc)
+        ):
             raise
         where = engine.url.render_as_string(hide_password=True)
         raise UnavailableError(f"the database at {where} cannot be reached: {_first_line(exc)}") from exc
+
+
+MISSING = ("no such table", "no such column", "does not exist")
+"""How SQLite and PostgreSQL say a table or column is not there (PostgreSQL: ``relation "x" does not
+exist``, ``column "y" does not exist``)."""
+
+
+def missing_table_or_column(exc: BaseException) -> bool:
+    """A database error that a schema behind the code explains (not an outage or a constraint)."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError) or exc.connection_invalidated:
+        return False
+    message = str(exc.orig or exc)
+    return any(m in message for m in MISSING)
+
+
+def _schema_problem_after(engine: Engine) -> str | None:
+    """After a database error: why this version cannot use the schema, if that is the cause."""
+    try:
+        return schema_problem(engine)
+    except Exception:  # the database is gone too: the original error is the one to report
+        return None
 
 
 def _is_sqlite_data(exc: DBAPIError) -> bool:
