@@ -28,6 +28,7 @@ variable                     meaning                                      defaul
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -91,10 +92,20 @@ class Settings:
                 continue
             kind = Path if f.name in ("data", "topology") else type(getattr(cls, f.name))
             try:
-                values[f.name] = Path(raw) if issubclass(kind, Path) else kind(raw)
+                values[f.name] = value = Path(raw) if issubclass(kind, Path) else kind(raw)
             except ValueError as exc:
                 raise ConfigError(
                     f"{prefix}{f.name.upper()}={raw!r} is not a valid {kind.__name__}; "
                     "fix or unset the variable"
                 ) from exc
+            if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"{prefix}{f.name.upper()}={raw!r}: expected a finite number >= 0; fix or unset it"
+                )
+            if f.name in ABOVE_ZERO and value == 0:
+                raise ConfigError(f"{prefix}{f.name.upper()}={raw!r}: expected a number > 0; fix or unset it")
         return cls(**values)  # type: ignore[arg-type]
+
+
+ABOVE_ZERO = frozenset({"max_body_mb", "health_stale_s", "url_ttl_s", "title_gb"})
+"""Settings for which 0 means nothing sensible (a size, a lifetime, an age); every number is >= 0."""
