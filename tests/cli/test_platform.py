@@ -75,6 +75,17 @@ def test_an_unmigrated_database_names_the_command_to_run(env: dict[str, str], ar
     assert "run `openflix db upgrade`" in r.output and "Traceback" not in r.output
 
 
+def test_a_database_url_naming_another_kind_of_file_is_one_line(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100)
+    monkeypatch.setenv("OPENFLIX_DATABASE_URL", f"sqlite:///{text}")
+    r = CliRunner().invoke(cli, ["models", "list"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"the database at sqlite:///{text} cannot be reached: file is not a database" in r.output
+
+
 def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("userId,movieId,rating,timestamp\n1,2,4.0,100\n1,3,abc,200\n")

@@ -160,7 +160,8 @@ def translating(engine: Engine) -> Iterator[None]:
     except DBAPIError as exc:
         if missing_table_or_column(exc) and (problem := _schema_problem_after(engine)) is not None:
             raise UnavailableError(problem) from exc
-        if not isinstance(exc, OperationalError | SAInterfaceError) or (
+        unreadable = "file is not a database" in str(exc.orig)  # SQLite pointed at another kind of file
+        if not (isinstance(exc, OperationalError | SAInterfaceError) or unreadable) or (
             exc.connection_invalidated is False and _is_sqlite_data(exc)
         ):
             raise
