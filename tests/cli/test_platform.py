@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from openflix.cli import cli
+from openflix.cli import platform as platform_cli
 from openflix.recs.data import Interactions
 from tests.conftest import write_ratings_csv
 
@@ -84,6 +85,34 @@ def test_a_database_url_naming_another_kind_of_file_is_one_line(
     r = CliRunner().invoke(cli, ["models", "list"])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert f"the database at sqlite:///{text} cannot be reached: file is not a database" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "message"),
+    [
+        (["--bind", "127.0.0.1:99999"], {}, "expected HOST:PORT with a port in 0..65535"),
+        ([], {"OPENFLIX_BIND": "localhost"}, "expected HOST:PORT"),
+        ([], {"OPENFLIX_RATE_LIMIT": "lots"}, "OPENFLIX_RATE_LIMIT='lots' is not a rate limit"),
+        ([], {"OPENFLIX_RETRAIN_AT": "25:99"}, "OPENFLIX_RETRAIN_AT='25:99' is not a time"),
+    ],
+)
+def test_serve_says_what_its_workers_would_fail_on_before_starting_them(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    variables: dict[str, str],
+    message: str,
+) -> None:
+    """Each worker used to fail at boot with a traceback and Gunicorn exited 3."""
+
+    def would_serve(*_: object) -> None:
+        raise AssertionError("serve went on to start Gunicorn")
+
+    monkeypatch.setattr(platform_cli, "exec_gunicorn", would_serve)  # this process is the test's
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    r = CliRunner().invoke(cli, ["serve", *args])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
 
 
 def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None:

@@ -162,9 +162,27 @@ def models_rollback() -> None:
 )
 def serve(bind: str | None, workers: int | None) -> None:
     """Serve the API with Gunicorn (the config is openflix/gunicorn_conf.py)."""
+    from openflix.api import create_app
+    from openflix.jobs.schedule import retrain_time
+
+    _check_bind(bind or os.environ.get("OPENFLIX_BIND") or "")
     p = _platform()
     upgrade(p.engine)
+    create_app(platform=p)  # each worker's checks of the settings, said once here, not by workers failing
+    retrain_time(p.settings.retrain_at)
+    p.close()
     exec_gunicorn(bind, workers)
+
+
+def _check_bind(bind: str) -> None:
+    """``host:port`` with a port Gunicorn can bind (``unix:PATH`` and ``fd://N`` pass as they are)."""
+    if not bind or bind.startswith(("unix:", "fd://")):
+        return
+    _, colon, port = bind.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(
+            f"expected HOST:PORT with a port in 0..65535, got {bind!r}", param_hint="--bind"
+        )
 
 
 def gunicorn_argv() -> list[str]:

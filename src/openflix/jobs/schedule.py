@@ -17,7 +17,7 @@ from openflix.errors import ConfigError
 if TYPE_CHECKING:
     from openflix.services.platform import Platform
 
-__all__ = ["next_run", "parse_time", "start_clock"]
+__all__ = ["next_run", "parse_time", "retrain_time", "start_clock"]
 
 log = logging.getLogger("openflix.jobs")
 
@@ -42,12 +42,21 @@ def next_run(now: datetime, at: str) -> datetime:
     return today if today > now else today + timedelta(days=1)
 
 
-def start_clock(platform: Platform) -> threading.Thread | None:
-    """Start the clock thread of this process (``None`` when ``OPENFLIX_RETRAIN_AT`` is ``off``)."""
-    at = platform.settings.retrain_at.strip()
+def retrain_time(setting: str) -> str | None:
+    """``OPENFLIX_RETRAIN_AT`` checked: the ``HH:MM`` it names, ``None`` when ``off`` or empty;
+    :class:`ConfigError` when malformed."""
+    at = setting.strip()
     if not at or at.lower() == "off":
         return None
     parse_time(at)
+    return at
+
+
+def start_clock(platform: Platform) -> threading.Thread | None:
+    """Start the clock thread of this process (``None`` when ``OPENFLIX_RETRAIN_AT`` is ``off``)."""
+    at = retrain_time(platform.settings.retrain_at)
+    if at is None:
+        return None
     stop = threading.Event()
 
     def loop() -> None:
