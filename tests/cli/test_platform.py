@@ -130,6 +130,26 @@ def test_a_bad_file_imports_nothing(env: dict[str, str], tmp_path: Path) -> None
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("9223372036854775808,40,3.0,100", "member id 9223372036854775808"),  # was stored as -2**63
+        ("-3,40,3.0,100", "member id -3"),  # tokens and the API take 0 and up
+        ("1,-40,3.0,100", "title id -40"),
+        ("1,40,3.0,99999999999999999999", "line 3, field 'timestamp': expected a Unix time"),  # garbage
+    ],
+)
+def test_ids_and_times_the_store_cannot_keep_are_refused_and_nothing_imported(
+    env: dict[str, str], tmp_path: Path, row: str, message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"userId,movieId,rating,timestamp\n1,2,4.0,100\n{row}\n")
+    r = CliRunner().invoke(cli, ["db", "import", "--data", str(bad)])
+    assert r.exit_code == 2 and message in r.output, r.output
+    r = CliRunner().invoke(cli, ["models", "train"])
+    assert r.exit_code == 2 and "the store holds no events" in r.output, r.output
+
+
 def test_demo_without_serving_sets_everything_up(
     env: dict[str, str], tmp_path: Path, store_data: Interactions
 ) -> None:

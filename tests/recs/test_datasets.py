@@ -43,6 +43,9 @@ class TestMovieLens100K:
             ("1\t2\t3\t4\nx\t2\t3\t4\n", 2, "expected an integer id, got 'x'"),
             ("1\t2\t3\t4\n1\t2\t7\t4\n", 2, "must be in 1..5, got '7'"),
             ("1\t2\t3\t4\n1\t2\t3\tyesterday\n", 2, "expected a Unix time or a date"),
+            ("1\t2\t3\t4\n1\t2\t3\t99999999999999999999\n", 2, "expected a Unix time or a date"),
+            ("1\t2\t3\t4\n1\t2\t3\t-9999999999999\n", 2, "expected a Unix time or a date"),
+            ("1\t2\t3\t4\n9223372036854775808\t2\t3\t4\n", 2, "expected an integer id"),
             ("1,2,3,4\n", 1, "it looks comma-separated"),
         ],
     )

@@ -185,15 +185,25 @@ def _parser_error(
     return DataFormatError(path, f"cannot parse: {exc}")
 
 
+_ID_MAX = 2**62
+"""Largest id a numeric id column may hold (the store's and the API's bound)."""
+
+_TIME_MAX = 2**33
+"""Unix seconds beyond which (either way, about the years 1698 and 2242) a time is not one."""
+
+
 def parse_ids(path: Path, column: pd.Series, field: str, *, numeric: bool) -> npt.NDArray[Any]:
     """Ids as an array: ``int64`` when ``numeric`` (error at the first non-integer), else as read."""
     values = column.to_numpy()
     if not numeric:
         return values if values.dtype.kind in "iu" else values.astype(str)
-    if values.dtype.kind in "iu":
+    if values.dtype.kind == "i" or (
+        values.dtype.kind == "u" and (not values.size or values.max() <= _ID_MAX)
+    ):
         return values.astype(np.int64, copy=False)
     as_num = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(as_num) | (as_num != np.floor(as_num))
+    # past 2**63 an id would wrap around in int64 (and floats stop telling integers apart at 2**53)
+    bad = ~np.isfinite(as_num) | (as_num != np.floor(as_num)) | (np.abs(as_num) > _ID_MAX)
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
@@ -240,27 +250,24 @@ def parse_ratings(
 def parse_times(
     path: Path, column: pd.Series, field: str, *, date_format: str | None = None
 ) -> npt.NDArray[np.int64]:
-    """Unix seconds from integer epochs or dates; error at the first unparsable value."""
+    """Unix seconds from integer epochs or dates; error at the first unparsable value (or a number
+    too far from 1970 to be a time in seconds)."""
     values = column.to_numpy()
     if values.dtype.kind in "iu":
-        return values.astype(np.int64, copy=False)
-    if values.dtype.kind == "f":
-        bad = ~np.isfinite(values)
+        if not values.size or (values.min() >= -_TIME_MAX and values.max() <= _TIME_MAX):  # no copy
+            return values.astype(np.int64, copy=False)
+        bad = np.abs(values.astype(np.float64)) > _TIME_MAX
+    elif values.dtype.kind == "f" or pd.to_numeric(column.iloc[:1], errors="coerce").notna().all():
+        as_num = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(as_num) | (np.abs(as_num) > _TIME_MAX)  # a stray word is NaN here too
         if not bad.any():
-            return values.astype(np.int64)
+            return as_num.astype(np.int64)
     else:
-        as_num = pd.to_numeric(column, errors="coerce")
-        numeric = as_num.notna().to_numpy()
-        if numeric.all():
-            return as_num.to_numpy().astype(np.int64)
-        if numeric[0]:  # a column of Unix times with a stray value
-            bad = ~numeric
-        else:
-            parsed = pd.to_datetime(column, errors="coerce", format=date_format or "ISO8601", utc=True)
-            bad = parsed.isna().to_numpy()
-            if not bad.any():
-                seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-                return np.asarray(seconds.to_numpy(dtype=np.int64), dtype=np.int64)
+        parsed = pd.to_datetime(column, errors="coerce", format=date_format or "ISO8601", utc=True)
+        bad = parsed.isna().to_numpy()
+        if not bad.any():
+            seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+            return np.asarray(seconds.to_numpy(dtype=np.int64), dtype=np.int64)
     at = int(np.flatnonzero(bad)[0])
     raise DataFormatError(
         path,
