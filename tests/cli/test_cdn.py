@@ -83,7 +83,7 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
             ["cdn", "steer", "10.1.0.9", "99999999999999999999"],
             "'TITLE': 99999999999999999999 is not",
         ),
-        (["cdn", "fleet", "--interval", "-1"], "'--interval': -1.0 is not in the range x>=0.1"),
+        (["cdn", "fleet", "--interval", "-1"], "'--interval': -1.0 is not in the range 0.1<=x<=86400.0"),
         (["cdn", "export", "-o", "no-such-dir/topology.yaml"], "no-such-dir/topology.yaml: No such file"),
     ],
 )
@@ -243,3 +243,9 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     for wrong in ("8", "24:00", "08:60", "8:5"):
         bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--day-start", wrong])
         assert bad.exit_code == 2 and "expected a time of day HH:MM from 00:00 to 23:59" in bad.output, wrong
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "0"])
+def test_fleet_interval_must_be_a_number_of_seconds_it_can_sleep(env: dict[str, str], interval: str) -> None:
+    r = CliRunner().invoke(cli, ["cdn", "fleet", "--interval", interval, "--quiet"])
+    assert r.exit_code == 2 and "'--interval'" in r.output and "Traceback" not in r.output, r.output

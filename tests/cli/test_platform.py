@@ -94,6 +94,8 @@ def test_a_database_url_naming_another_kind_of_file_is_one_line(
         ([], {"OPENFLIX_BIND": "localhost"}, "expected HOST:PORT"),
         ([], {"OPENFLIX_RATE_LIMIT": "lots"}, "OPENFLIX_RATE_LIMIT='lots' is not a rate limit"),
         ([], {"OPENFLIX_RETRAIN_AT": "25:99"}, "OPENFLIX_RETRAIN_AT='25:99' is not a time"),
+        ([], {"OPENFLIX_WORKERS": "abc"}, "OPENFLIX_WORKERS='abc': expected a whole number in 1..256"),
+        ([], {"OPENFLIX_THREADS": "-3"}, "OPENFLIX_THREADS='-3': expected a whole number in 1..256"),
     ],
 )
 def test_serve_says_what_its_workers_would_fail_on_before_starting_them(
@@ -159,3 +161,18 @@ def test_demo_without_serving_sets_everything_up(
     assert "put it in production" in r.output and "#token=ofx_" in r.output and "/docs" in r.output
     r = CliRunner().invoke(cli, ["demo", "--no-serve", "--data", str(csv)])
     assert "already" in r.output and "model version 1 is in production" in r.output
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "message"),
+    [
+        ("redis://127.0.0.1:1/0", "Redis at redis://127.0.0.1:1/0 cannot be reached"),  # nothing listens on 1
+        ("notredis", "OPENFLIX_REDIS_URL='notredis': Redis URL must specify one of the following schemes"),
+    ],
+)
+def test_a_worker_without_a_redis_it_can_use_is_one_line(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, redis_url: str, message: str
+) -> None:
+    monkeypatch.setenv("OPENFLIX_REDIS_URL", redis_url)
+    r = CliRunner().invoke(cli, ["worker", "--burst"])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output

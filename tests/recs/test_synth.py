@@ -61,3 +61,11 @@ def test_cli_writes_a_loadable_netflix_folder(tmp_path: Path) -> None:
     data = load(tmp_path / "nf")
     assert data.nnz == 5000
     assert data.item_title(0).startswith("Synthetic Title")
+
+
+def test_more_ratings_than_half_the_pairs_is_refused_not_drawn_forever(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        cli,
+        ["data", "synth", "--ratings", "100", "--users", "1", "--items", "1", "--out", str(tmp_path / "nf")],
+    )
+    assert res.exit_code == 2 and "1 members x 1 titles give 1: add members or titles" in res.output

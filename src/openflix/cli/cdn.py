@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
-from openflix.cli.params import CATALOG_ID
+from openflix.cli.params import CATALOG_ID, NumberRange
 from openflix.cli.recs import err, out
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def fill(site: str | None, day: str | None) -> None:
 @cdn.command("fleet")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=NumberRange(min=0.1, max=86_400.0),
     default=60.0,
     show_default=True,
     help="Seconds between reports.",

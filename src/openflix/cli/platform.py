@@ -11,6 +11,7 @@ import click
 
 from openflix.cli.params import CATALOG_ID, ROW_ID
 from openflix.cli.recs import data_options, err, out, read_data
+from openflix.errors import ConfigError
 from openflix.services.platform import Platform
 from openflix.store.db import head_revision, translating, upgrade
 
@@ -166,6 +167,10 @@ def serve(bind: str | None, workers: int | None) -> None:
     from openflix.jobs.schedule import retrain_time
 
     _check_bind(bind or os.environ.get("OPENFLIX_BIND") or "")
+    for variable in ("OPENFLIX_WORKERS", "OPENFLIX_THREADS"):  # read by Gunicorn's config after the exec
+        raw = os.environ.get(variable, "").strip()
+        if raw and not (raw.isdigit() and 1 <= int(raw) <= 256):
+            raise ConfigError(f"{variable}={raw!r}: expected a whole number in 1..256; fix or unset it")
     p = _platform()
     upgrade(p.engine)
     create_app(platform=p)  # each worker's checks of the settings, said once here, not by workers failing

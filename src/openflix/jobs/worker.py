@@ -35,7 +35,7 @@ from rq.job_lifecycle import record_job_failure
 from rq.registry import StartedJobRegistry
 from rq.utils import as_text, utcparse
 
-from openflix.errors import ConfigError
+from openflix.errors import ConfigError, UnavailableError
 from openflix.jobs.runner import QUEUE
 from openflix.jobs.schedule import start_clock
 
@@ -249,7 +249,15 @@ def run_worker(platform: Platform, *, burst: bool = False) -> None:
         raise ConfigError(
             "OPENFLIX_REDIS_URL is not set: a worker needs Redis (without it, jobs run in-process)"
         )
-    redis = Redis.from_url(url)
+    from redis.exceptions import RedisError
+
+    try:
+        redis = Redis.from_url(url)
+        redis.ping()
+    except ValueError as exc:  # not a Redis URL
+        raise ConfigError(f"OPENFLIX_REDIS_URL={url!r}: {exc}") from None
+    except RedisError as exc:
+        raise UnavailableError(f"Redis at {url} cannot be reached: {exc}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     requeue_abandoned(redis, platform)
     if not burst:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from openflix.errors import DataError
+
 __all__ = ["NETFLIX_SHAPE", "SynthShape", "synthesize"]
 
 DAY = 86_400
@@ -51,8 +53,13 @@ def synthesize(
     timestamps:
         ``int64`` ``(m,)`` Unix seconds at midnight UTC, 1999-11-01 .. 2005-12-31.
     """
-    rng = np.random.default_rng(seed)
     n_users, n_items, g, k = shape.n_users, shape.n_items, shape.n_groups, shape.factors
+    if n_ratings > n_users * n_items // 2:  # distinct pairs drawn by popularity: near the whole matrix, never
+        raise DataError(
+            f"{n_ratings:,} ratings need at least {2 * n_ratings:,} possible (member, title) pairs; "
+            f"{n_users:,} members x {n_items:,} titles give {n_users * n_items:,}: add members or titles"
+        )
+    rng = np.random.default_rng(seed)
     # titles: power-law popularity in a random order, latent vectors, quality bias
     rank = rng.permutation(n_items) + 1
     popularity = rank.astype(np.float64) ** -shape.popularity_exponent
