@@ -54,7 +54,7 @@ def synthesize(
         ``int64`` ``(m,)`` Unix seconds at midnight UTC, 1999-11-01 .. 2005-12-31.
     """
     n_users, n_items, g, k = shape.n_users, shape.n_items, shape.n_groups, shape.factors
-    if n_ratings > n_users * n_items // 2:  # distinct pairs drawn by popularity: near the whole matrix, never
+    if n_ratings > n_users * n_items // 2:  # drawing distinct pairs near the whole matrix never ends
         raise DataError(
             f"{n_ratings:,} ratings need at least {2 * n_ratings:,} possible (member, title) pairs; "
             f"{n_users:,} members x {n_items:,} titles give {n_users * n_items:,}: add members or titles"
