@@ -14,6 +14,7 @@ from openflix.cdn.simulate import (
     SimulationResult,
     _replay_lru,
     forecast_plan,
+    policy_names,
     simulate,
 )
 from openflix.errors import DataError
@@ -50,6 +51,11 @@ def stable_result(stable: Plays) -> SimulationResult:
 
 
 class TestSimulate:
+    def test_the_names_a_command_checks_before_a_replay_are_the_replays(
+        self, stable_result: SimulationResult
+    ) -> None:
+        assert [p.name for p in stable_result.policies] == policy_names(FAST, with_recs=False)
+
     def test_clairvoyant_serves_at_least_as_many_plays_embedded_as_any_policy(
         self, stable_result: SimulationResult
     ) -> None:

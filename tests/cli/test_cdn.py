@@ -234,6 +234,13 @@ def test_simulate_reports_every_policy_and_writes_a_plot(env: dict[str, str], tm
     assert bad.exit_code == 2 and "--storage" in bad.output
     bad = CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--plot", str(tmp_path / "p.txt")])
     assert bad.exit_code == 2 and "expected a file ending in .png" in bad.output  # before the replay
+    bad = CliRunner().invoke(
+        cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--daily", "openflix+recs"]
+    )
+    assert (
+        bad.exit_code == 2 and "expected one of lru, popularity-0.8," in bad.output
+    )  # before the replay too
+    assert "openflix+recs" not in bad.output.split("expected one of")[1].split(", got")[0]
     utc, shifted = (
         CliRunner().invoke(cli, ["cdn", "simulate", "--data", str(csv), "--no-recs", "--day-start", start])
         for start in ("00:00", "08:00")

@@ -68,7 +68,9 @@ def test_bad_requests_exit_2_with_one_clear_line(env: dict[str, str], args: list
     assert message in r.output and "Traceback" not in r.output
 
 
-@pytest.mark.parametrize("args", [["models", "list"], ["models", "rollback"], ["tokens", "revoke", "1"]])
+@pytest.mark.parametrize(
+    "args", [["models", "list"], ["models", "rollback"], ["tokens", "revoke", "1"], ["models", "train"]]
+)
 def test_an_unmigrated_database_names_the_command_to_run(env: dict[str, str], args: list[str]) -> None:
     r = CliRunner().invoke(cli, args)  # no `db upgrade` first
     assert r.exit_code == 2, r.output

@@ -67,6 +67,7 @@ __all__ = [
     "fill_holdings",
     "forecast_plan",
     "plot",
+    "policy_names",
     "replay_nightly",
     "simulate",
 ]
@@ -603,6 +604,12 @@ _Replayed = npt.NDArray[np.bool_] | tuple[npt.NDArray[np.bool_], IntArray]
 
 POLICIES = ("lru", "popularity", "openflix", "openflix+recs", "clairvoyant")
 """Policy families :func:`simulate` runs by default (``popularity`` = one per configured decay)."""
+
+
+def policy_names(config: SimulationConfig, *, with_recs: bool = True) -> list[str]:
+    """The names :func:`simulate` gives its policies by default, in order (to check one before a replay)."""
+    names = ["lru", *(f"popularity-{d:g}" for d in config.popularity_decays), "openflix"]
+    return [*names, *(["openflix+recs"] if with_recs else []), "clairvoyant"]
 
 
 def simulate(

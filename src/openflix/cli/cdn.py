@@ -222,12 +222,16 @@ def simulate(
 
     if not 0.0 < storage < 1.0:
         raise DataError(f"--storage: expected a share of the catalog in (0, 1), got {storage:g}")
+    config = sim.SimulationConfig(storage_share=storage)
+    names = sim.policy_names(config, with_recs=not no_recs)
+    if daily is not None and daily not in names:  # said before the replay, not after it
+        raise click.BadParameter(f"expected one of {', '.join(names)}, got {daily!r}", param_hint="--daily")
     data = read_data(data_path or Settings.from_env().data, "auto", None, None)
     plays = sim.Plays.from_interactions(data, n_sites=sites, day_start=day_start)
     with err.status("replaying"):
         result = sim.simulate(
             plays,
-            config=sim.SimulationConfig(storage_share=storage),
+            config=config,
             recommender=None if no_recs else sim.default_recommender,
         )
     click.echo(

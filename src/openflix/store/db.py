@@ -167,6 +167,15 @@ def translating(engine: Engine) -> Iterator[None]:
             raise
         where = engine.url.render_as_string(hide_password=True)
         raise UnavailableError(f"the database at {where} cannot be reached: {_first_line(exc)}") from exc
+    except Exception as exc:  # a reader's wrapper around the driver's error (pandas' read_sql)
+        cause = exc.__cause__
+        if (
+            isinstance(cause, DBAPIError)
+            and missing_table_or_column(cause)
+            and (problem := _schema_problem_after(engine)) is not None
+        ):
+            raise UnavailableError(problem) from exc
+        raise
 
 
 MISSING = ("no such table", "no such column", "does not exist")
