@@ -173,6 +173,11 @@ class TestTable:
         assert data.ratings.tolist() == [3.0, 1.0]
         assert data.timestamps[0] == pd.Timestamp("2024-01-01", tz="UTC").timestamp()
 
+    def test_a_byte_order_mark_before_the_header_is_not_part_of_its_first_name(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "excel.csv", b"\xef\xbb\xbfuser,item,rating\n1,2,3.5\n2,2,4\n")  # as Excel saves
+        data = datasets.load(f)
+        assert data.user_ids.tolist() == [1, 2] and data.nnz == 2
+
     def test_headerless_positions_and_separator_sniffed(self, tmp_path: Path) -> None:
         f = write(tmp_path / "x.tsv", "1\t2\t1.0\n2\t3\t2.0\n")
         data = datasets.load(f)

@@ -69,7 +69,7 @@ def check_text(path: Path, encoding: str = "utf-8") -> bytes:
 
 
 def first_lines(head: bytes, n: int, encoding: str) -> list[str]:
-    text = head.decode(encoding, errors="replace")
+    text = head.decode(encoding, errors="replace").removeprefix("\ufeff")  # a byte-order mark (Excel)
     return [ln.rstrip("\r") for ln in text.split("\n")[:n] if ln.strip()]
 
 
