@@ -102,10 +102,10 @@ class Settings:
                 raise ConfigError(
                     f"{prefix}{f.name.upper()}={raw!r}: expected a finite number >= 0; fix or unset it"
                 )
-            if f.name in ABOVE_ZERO and value == 0:
+            if f.name in _POSITIVE and value == 0:
                 raise ConfigError(f"{prefix}{f.name.upper()}={raw!r}: expected a number > 0; fix or unset it")
         return cls(**values)  # type: ignore[arg-type]
 
 
-ABOVE_ZERO = frozenset({"max_body_mb", "health_stale_s", "url_ttl_s", "title_gb"})
+_POSITIVE = frozenset({"max_body_mb", "health_stale_s", "url_ttl_s", "title_gb"})
 """Settings for which 0 means nothing sensible (a size, a lifetime, an age); every number is >= 0."""
