@@ -8,6 +8,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 
 from openflix.api.schemas import ABOVE_ZERO, Integer, Page, Text
 from openflix.cdn.topology import COMPONENT_KINDS, COMPONENT_STATUSES, MODEL_KINDS
+from openflix.store.schema import CATALOG_ID_MAX
 
 NAME = Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", error="letters, digits, '.', '_' or '-' (1 to 100)")
 STATUSES = ("active", "draining", "offline", "failed")
@@ -228,7 +229,7 @@ class PrefixesOut(Schema):
 
 class SteerQuery(Schema):
     ip = Text(required=True, validate=Length(1, 64), metadata={"description": "the client's address"})
-    title = Integer(required=True, validate=Range(0, 2**62))
+    title = Integer(required=True, validate=Range(0, CATALOG_ID_MAX))
     n = Integer(load_default=3, validate=Range(1, 20))
 
 

@@ -11,6 +11,7 @@ from marshmallow import ValidationError, validates_schema
 
 from openflix.cdn.prefixes import normalize_ip
 from openflix.errors import DataError
+from openflix.store.schema import CATALOG_ID_MAX
 
 MAX_BULK = 10_000
 """Events accepted by one bulk ingest."""
@@ -113,8 +114,8 @@ def _client_ip(value: str) -> None:
 
 
 class EventIn(Schema):
-    member_id = Integer(required=True, validate=Range(0, 2**62))
-    title_id = Integer(required=True, validate=Range(0, 2**62))
+    member_id = Integer(required=True, validate=Range(0, CATALOG_ID_MAX))
+    title_id = Integer(required=True, validate=Range(0, CATALOG_ID_MAX))
     kind = String(required=True, validate=OneOf(["play", "rating"]))
     rating = Float(validate=Range(0.5, 5.0), allow_none=True)
     position_s = Integer(validate=Range(0, 10**7), allow_none=True)

@@ -11,9 +11,11 @@ from typing import Any
 
 import click
 
+from openflix.store.schema import CATALOG_ID_MAX
+
 __all__ = ["CATALOG_ID", "ROW_ID", "NumberRange"]
 
-CATALOG_ID = click.IntRange(0, 2**62)
+CATALOG_ID = click.IntRange(0, CATALOG_ID_MAX)
 """A member or title id: the imported data's own ids (64-bit in the store; the API's range)."""
 ROW_ID = click.IntRange(1, 2**31 - 1)
 """An id the store assigns (a token, a model version): a 32-bit integer from 1."""

@@ -186,7 +186,7 @@ def _parser_error(
 
 
 _ID_MAX = 2**62
-"""Largest id a numeric id column may hold (the store's and the API's bound)."""
+"""Largest id a numeric id column may hold: well inside int64, which a larger one would wrap around."""
 
 _TIME_MAX = 2**33
 """Unix seconds beyond which (either way, about the years 1698 and 2242) a time is not one."""

@@ -27,7 +27,7 @@ from openflix.errors import DataError
 from openflix.recs.data import Interactions
 from openflix.store.bulk import insert_ignore
 from openflix.store.db import translating
-from openflix.store.schema import Event, Member, Title, TitleRegion
+from openflix.store.schema import CATALOG_ID_MAX, Event, Member, Title, TitleRegion
 
 __all__ = [
     "ImportReport",
@@ -77,17 +77,13 @@ def _integer_ids(ids: npt.NDArray[Any], what: str) -> npt.NDArray[np.int64]:
             f"the store keeps integer {what} ids, but this dataset's {what} ids are {ids.dtype} "
             f"(e.g. {ids[:1].tolist()}); map them to integers first"
         )
-    outside = (ids < 0) | (ids > ID_MAX) if ids.size else np.zeros(0, dtype=bool)
+    outside = (ids < 0) | (ids > CATALOG_ID_MAX) if ids.size else np.zeros(0, dtype=bool)
     if outside.any():  # an id past int64 would wrap around to a negative one
         raise DataError(
             f"the store keeps {what} ids in 0..2**62, but this dataset has {what} id {ids[outside][0]}; "
             "map them into that range first"
         )
     return ids.astype(np.int64)
-
-
-ID_MAX = 2**62
-"""Largest member or title id the store keeps (the API's bound too)."""
 
 
 def import_interactions(

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "CATALOG_ID_MAX",
     "ISP",
     "ABTest",
     "ApiToken",
@@ -46,6 +47,11 @@ __all__ = [
     "Title",
     "TitleRegion",
 ]
+
+
+CATALOG_ID_MAX = 2**62
+"""Largest member or title id the store keeps (the data's own ids, 64-bit here), and so the API's and
+the CLI's bound."""
 
 
 class Base(DeclarativeBase):
