@@ -140,6 +140,7 @@ def test_a_hyperparameter_the_model_would_misread_is_a_usage_error(
         (["als", "--param", "factors=-5"], "factors: expected a whole number >= 0, got -5"),
         (["als", "--param", "nosuch=1"], "nosuch: not a hyperparameter of als"),
         (["ease", "--param", "l2=nan"], "l2: expected a number >= 0, got nan"),
+        (["itemknn", "--param", "k=0"], "k: expected a whole number >= 1, got 0"),  # it scored every title 0
     ):
         res = runner.invoke(cli, train + args)
         assert res.exit_code == 2 and message in res.stderr, res.output

@@ -87,6 +87,10 @@ def test_a_job_with_bad_input_fails_for_good_with_the_reason(tmp_path: Path) -> 
             "params.params.factors: expected a whole number >= 0, got -5",
         ),
         (
+            {"kind": "train", "params": {"model": "sequential", "params": {"target_decay": 1.5}}},
+            "params.params.target_decay: expected a number in (0, 1], got 1.5",
+        ),
+        (
             {"kind": "retrain", "params": {"params": {"l2": 1}}},  # the default model (sequential) has no l2
             "params.params.l2: not a hyperparameter of sequential (expected one of alpha,",
         ),

@@ -90,6 +90,17 @@ def test_sequential_grams_do_not_depend_on_blocks(monkeypatch: pytest.MonkeyPatc
         ("ease", {"l2": float("nan")}, "l2: expected a number >= 0, got nan"),
         ("ease", {"l2": "400"}, "l2: expected a number >= 0, got '400'"),
         ("bayes-svdpp", {"user_implicit": 1}, "user_implicit: expected true or false, got 1"),
+        # within the type, outside what the model can learn from: each of these trained without a
+        # word and scored every title 0, returned id -1 with score -inf, or failed deep in the fit
+        ("als", {"factors": 0}, "factors: expected a whole number >= 1, got 0"),
+        ("itemknn", {"k": 0}, "k: expected a whole number >= 1, got 0"),
+        ("ease", {"l2": 0}, "l2: expected a number > 0, got 0"),
+        ("sequential", {"tau": 0.0}, "tau: expected a number > 0, got 0.0"),
+        ("sequential", {"target_decay": 2.0}, "target_decay: expected a number in (0, 1], got 2.0"),
+        ("sequential", {"in_len": 0}, "in_len: expected a whole number >= 1, got 0"),
+        ("bayes-svdpp", {"n_chains": 0}, "n_chains: expected a whole number >= 1, got 0"),
+        ("bayes-svdpp", {"n_iter": 10}, "burn_in: expected a whole number below n_iter (10), got 10"),
+        ("popularity", {"half_life_days": 0.0}, "half_life_days: expected a number > 0, got 0.0"),
     ],
 )
 def test_a_hyperparameter_the_model_would_misread_is_refused_naming_it(
@@ -102,4 +113,22 @@ def test_a_hyperparameter_the_model_would_misread_is_refused_naming_it(
 def test_hyperparameters_of_the_right_kind_make_the_model() -> None:
     assert create("sequential", tau=float("inf"), alpha=1).tau == float("inf")  # an int where a float goes
     assert create("popularity", half_life_days=None).half_life_days is None
-    assert create("ease", l2=0).l2 == 0
+    assert create("ease", l2=0.5).l2 == 0.5
+    assert create("bayes-svdpp", n_factors=0).n_factors == 0  # biases only: a model of its own
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (ItemKNN(k=0), "itemknn hyperparameter k: expected a whole number >= 1, got 0"),
+        (BayesianSVDpp(n_iter=4, burn_in=4), "burn_in: expected a whole number below n_iter (4), got 4"),
+    ],
+)
+def test_a_model_made_directly_with_a_hyperparameter_out_of_bounds_refuses_to_fit(
+    model: Recommender, message: str
+) -> None:
+    from tests.conftest import make_interactions
+
+    with pytest.raises(DataError, match=re.escape(message)):
+        model.fit(make_interactions())
+    assert not model.is_fitted

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from openflix.recs.models.als import ALS
 from openflix.recs.models.base import (
     MODELS,
+    Bounds,
     RatingModel,
     Recommender,
     load_model,
@@ -24,6 +25,7 @@ __all__ = [
     "EASE",
     "MODELS",
     "BayesianSVDpp",
+    "Bounds",
     "ItemKNN",
     "Popularity",
     "RatingModel",
@@ -51,7 +53,9 @@ def check_hyperparameters(name: str, params: Mapping[str, object], where: str = 
     integer, a number for a float, true/false for a flag) or a negative or NaN
     number is :class:`~openflix.errors.DataError` naming ``where + key`` —
     every hyperparameter here is a size, a count, a weight or a seed, none
-    below 0.  An unknown model is :class:`~openflix.errors.ModelError`.
+    below 0 — and so is a value outside the model's own bounds
+    (:meth:`Recommender.param_problem`: a count of 0 factors, a decay above
+    1).  An unknown model is :class:`~openflix.errors.ModelError`.
     """
     from openflix.errors import DataError, ModelError
 
@@ -69,6 +73,9 @@ def check_hyperparameters(name: str, params: Mapping[str, object], where: str = 
             raise DataError(f"{where}{key}: not a hyperparameter of {name} (expected one of {expected})")
         if (problem := _hyperparameter_problem(accepted[key], value)) is not None:
             raise DataError(f"{where}{key}: expected {problem}, got {value!r}")
+    if (out_of_bounds := cls.param_problem({**accepted, **params})) is not None:
+        key, expected = out_of_bounds
+        raise DataError(f"{where}{key}: expected {expected}, got {({**accepted, **params})[key]!r}")
 
 
 def _hyperparameter_problem(default: object, value: object) -> str | None:

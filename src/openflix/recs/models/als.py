@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
-from openflix.recs.models.base import Recommender, register
+from openflix.recs.models.base import AT_LEAST_ONE, POSITIVE, Bounds, Recommender, register
 
 __all__ = ["ALS"]
 
@@ -32,6 +33,9 @@ class ALS(Recommender):
     """
 
     name: ClassVar[str] = "als"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {
+        "factors": AT_LEAST_ONE, "iterations": AT_LEAST_ONE, "alpha": POSITIVE,
+    }  # fmt: skip
     param_grid: ClassVar[dict[str, Any]] = {
         "factors": [16, 32, 64, 128],
         "regularization": [0.01, 0.1, 1.0, 10.0],

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -27,6 +29,7 @@ from openflix.recs.models._topn import top_n
 
 __all__ = [
     "MODELS",
+    "Bounds",
     "RatingModel",
     "Recommender",
     "load_model",
@@ -47,6 +50,42 @@ def register(cls: type[Recommender]) -> type[Recommender]:
     return cls
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric hyperparameter may take: ``low``..``high``, each end open or closed.
+
+    ``None`` is always admitted where the hyperparameter's default is ``None``
+    (it means "off"); the type is checked elsewhere
+    (:func:`openflix.recs.models.check_hyperparameters`).
+    """
+
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` lies within the bounds (NaN never does)."""
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self, whole: bool) -> str:
+        """E.g. ``"a whole number >= 1"``, ``"a number > 0"``, ``"a number in (0, 1]"``."""
+        kind = "a whole number" if whole else "a number"
+        low = f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high == math.inf:
+            return f"{kind} {low}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+
+
+POSITIVE = Bounds(low_open=True)
+"""A number above 0 (infinity admitted: e.g. a decay that never decays)."""
+AT_LEAST_ONE = Bounds(low=1.0)
+"""A count of at least one."""
+
+
 class Recommender(ABC):
     """Base class of openflix recommenders.
 
@@ -58,6 +97,9 @@ class Recommender(ABC):
         Values tried for each hyperparameter on the validation split.
     scoring_params:
         Hyperparameters that only change scoring (tuning reuses one fit for them).
+    param_bounds:
+        Bounds of the numeric hyperparameters that must be more than ``>= 0``
+        (every numeric hyperparameter is at least that).
     """
 
     name: ClassVar[str] = ""
@@ -65,6 +107,7 @@ class Recommender(ABC):
     scoring_params: ClassVar[frozenset[str]] = frozenset()
     """Hyperparameters used only when scoring: changing them needs no refit."""
     predicts_ratings: ClassVar[bool] = False
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {}
 
     _history: History | None = None
     _user_ids: npt.NDArray[Any] | None = None
@@ -89,9 +132,33 @@ class Recommender(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    @classmethod
+    def param_problem(cls, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The first of ``params`` out of :attr:`param_bounds` as ``(name, what was expected)``, else None.
+
+        ``params`` holds every hyperparameter (the constructor's defaults
+        filled in); values of another type are left to the type check.
+        Subclasses add rules that tie two hyperparameters together.
+        """
+        signature = inspect.signature(cls.__init__).parameters
+        for key, bounds in cls.param_bounds.items():
+            value = params.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not bounds.admits(value):
+                default = signature[key].default
+                return key, bounds.describe(isinstance(default, int) and not isinstance(default, bool))
+        return None
+
     # ------------------------------------------------------------------ fit
     def fit(self, data: Interactions) -> Self:
-        """Learn from ``data``; returns ``self``."""
+        """Learn from ``data``; returns ``self``.
+
+        Raises :class:`~openflix.errors.DataError` when a hyperparameter is
+        out of its bounds (:meth:`param_problem`) or ``data`` is empty.
+        """
+        params = self.get_params()
+        if (problem := type(self).param_problem(params)) is not None:
+            key, expected = problem
+            raise DataError(f"{self.name} hyperparameter {key}: expected {expected}, got {params[key]!r}")
         if data.nnz == 0:
             raise DataError("cannot fit on an empty dataset")
         self._history = History.from_interactions(data)

@@ -20,6 +20,7 @@ noise with shape 5, two chains of 50 sweeps with 10 of burn-in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ import numpy.typing as npt
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
 from openflix.recs.models import _gibbs as g
-from openflix.recs.models.base import RatingModel, register
+from openflix.recs.models.base import AT_LEAST_ONE, POSITIVE, Bounds, RatingModel, register
 
 __all__ = ["BayesianSVDpp"]
 
@@ -60,7 +61,20 @@ class BayesianSVDpp(RatingModel):
     """
 
     name: ClassVar[str] = "bayes-svdpp"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {
+        "n_iter": AT_LEAST_ONE, "n_chains": AT_LEAST_ONE, "n_threads": AT_LEAST_ONE, "noise_shape": POSITIVE,
+    }  # fmt: skip
     param_grid: ClassVar[dict[str, Any]] = {"n_factors": [8, 12], "noise_shape": [2.0, 5.0]}
+
+    @classmethod
+    def param_problem(cls, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Also: ``burn_in`` must leave at least one sweep of ``n_iter`` to keep."""
+        if (problem := super().param_problem(params)) is not None:
+            return problem
+        burn_in, n_iter = params.get("burn_in"), params.get("n_iter")
+        if isinstance(burn_in, int) and isinstance(n_iter, int) and burn_in >= n_iter:
+            return "burn_in", f"a whole number below n_iter ({n_iter})"
+        return None
 
     def __init__(
         self,

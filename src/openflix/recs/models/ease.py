@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,7 +12,7 @@ from openflix.recs.data import Interactions
 from openflix.recs.history import History
 from openflix.recs.models._itemitem import ItemItemModel
 from openflix.recs.models._linalg import solve_spd
-from openflix.recs.models.base import register
+from openflix.recs.models.base import POSITIVE, Bounds, register
 
 __all__ = ["EASE", "ease_weights"]
 
@@ -41,6 +42,7 @@ class EASE(ItemItemModel):
     """
 
     name: ClassVar[str] = "ease"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {"l2": POSITIVE}  # 0: the Gram matrix is singular
     param_grid: ClassVar[dict[str, Any]] = {"l2": [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]}
 
     def __init__(self, l2: float = 400.0) -> None:

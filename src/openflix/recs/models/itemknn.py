@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
-from openflix.recs.models.base import Recommender, register
+from openflix.recs.models.base import AT_LEAST_ONE, Bounds, Recommender, register
 
 __all__ = ["ItemKNN", "cosine_neighbours"]
 
@@ -43,6 +44,7 @@ class ItemKNN(Recommender):
     """Scores = history (binary) @ S, with S the ``k``-nearest cosine neighbourhoods."""
 
     name: ClassVar[str] = "itemknn"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {"k": AT_LEAST_ONE}
     param_grid: ClassVar[dict[str, Any]] = {"k": [20, 50, 100, 200, 400, 800], "shrink": [0.0, 10.0, 50.0]}
 
     def __init__(self, k: int = 100, shrink: float = 10.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy.typing as npt
 
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
-from openflix.recs.models.base import Recommender, register
+from openflix.recs.models.base import POSITIVE, Bounds, Recommender, register
 
 __all__ = ["Popularity"]
 
@@ -25,6 +26,7 @@ class Popularity(Recommender):
     """
 
     name: ClassVar[str] = "popularity"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {"half_life_days": POSITIVE}
     param_grid: ClassVar[dict[str, Any]] = {"half_life_days": [None, 365.0, 90.0, 30.0, 7.0]}
 
     def __init__(self, half_life_days: float | None = None) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,7 +39,7 @@ from openflix.recs.data import Interactions
 from openflix.recs.history import History
 from openflix.recs.models._itemitem import ItemItemModel
 from openflix.recs.models._linalg import solve_spd
-from openflix.recs.models.base import register
+from openflix.recs.models.base import AT_LEAST_ONE, POSITIVE, Bounds, register
 
 __all__ = ["SequentialEASE", "transition_matrices"]
 
@@ -123,6 +124,10 @@ class SequentialEASE(ItemItemModel):
     """
 
     name: ClassVar[str] = "sequential"
+    param_bounds: ClassVar[Mapping[str, Bounds]] = {
+        "alpha": Bounds(high=1.0), "tau": POSITIVE, "n_ref": POSITIVE, "in_len": AT_LEAST_ONE,
+        "in_tau": POSITIVE, "target_window": AT_LEAST_ONE, "target_decay": Bounds(high=1.0, low_open=True),
+    }  # fmt: skip
     param_grid: ClassVar[dict[str, Any]] = {
         "alpha": [0.3, 0.5, 0.7, 1.0],
         "reg": [100.0, 200.0, 300.0, 450.0, 700.0],
