@@ -126,3 +126,12 @@ def test_manifests_say_what_to_add_and_delete() -> None:
 def test_zero_or_negative_capacity_is_refused() -> None:
     with pytest.raises(DataError, match="capacities must be > 0"):
         place([1], [1], [1, 2], [10, 0])
+
+
+def test_a_capacity_beyond_any_count_of_titles_holds_every_title() -> None:
+    # a tiny title size (OPENFLIX_TITLE_GB=1e-300) makes a capacity of about 1e303 titles: it wrapped
+    # below 0 as an int64 and the site was emptied
+    titles = np.arange(50)
+    plan = place(titles, np.ones_like(titles), [1, 2], [1e303, 1e303])
+    assert sorted(np.concatenate(list(plan.values())).tolist()) == titles.tolist()
+    assert copies_for(np.ones(50), 2, 2e303).sum() == 50

@@ -97,7 +97,8 @@ def place(
         return {}
     s = scores(titles, appliance_ids, capacities)
     preference = np.argsort(s, axis=1, kind="stable")
-    room = np.floor(np.asarray(capacities, dtype=np.float64)).astype(np.int64)
+    # no appliance needs room for more than every title: a capacity beyond int64 would wrap below 0
+    room = np.floor(np.minimum(np.asarray(capacities, dtype=np.float64), titles.size)).astype(np.int64)
     held: list[list[int]] = [[] for _ in appliance_ids]
     for i in np.argsort(-want, kind="stable"):
         k = int(want[i])
