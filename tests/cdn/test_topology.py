@@ -72,6 +72,7 @@ def test_every_problem_is_listed_with_its_place_and_line(doc: dict[str, Any]) ->
     bad["regions"][0]["prefixes"].append("300.1.0.0/16")
     bad["sites"][1]["timezone"] = "Mars/Olympus"
     bad["appliances"][6]["status"] = "sleepy"
+    bad["sites"][2]["fill_window"] = "03:00-03:00"
     message = _problems(bad)
     for expected in (
         "sites[0].latitude: expected a number >= -90 and <= 90, got 123",
@@ -84,6 +85,7 @@ def test_every_problem_is_listed_with_its_place_and_line(doc: dict[str, Any]) ->
         "'300.1.0.0/16'",
         "'Mars/Olympus' is not an IANA time zone",
         "appliances[6].status: expected one of active, draining, offline, failed, got 'sleepy'",
+        "sites[2].fill_window: a window that ends when it starts never comes (got '03:00-03:00')",
     ):
         assert expected in message, expected
     assert "t.yaml:" in message and message.count("\n") >= 10

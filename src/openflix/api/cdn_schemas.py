@@ -6,6 +6,7 @@ from apiflask import Schema
 from apiflask.fields import Dict, Float, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
+from openflix import timeofday
 from openflix.api.schemas import ABOVE_ZERO, Integer, Page, Text
 from openflix.cdn.topology import COMPONENT_KINDS, COMPONENT_STATUSES, MODEL_KINDS
 from openflix.store.schema import CATALOG_ID_MAX
@@ -23,7 +24,7 @@ class SiteIn(Schema):
     longitude = Float(validate=Range(-180, 180))
     timezone = Text(validate=Length(1, 64), metadata={"description": "IANA time zone, e.g. Europe/Berlin"})
     fill_window = String(
-        validate=Regexp(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$", error="HH:MM-HH:MM"),
+        validate=Regexp(f"^{timeofday.WINDOW_PATTERN}$", error="HH:MM-HH:MM"),
         metadata={"description": "local time of the nightly fill, e.g. 02:00-06:00"},
     )
     isp = Text(allow_none=True, validate=Length(1, 100), metadata={"description": "embedded sites only"})

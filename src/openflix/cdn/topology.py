@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import yaml
 
+from openflix import timeofday
 from openflix.cdn.inventory import ApplianceStatus, SiteKind
 from openflix.cdn.prefixes import normalize_prefix
 from openflix.errors import DataError
@@ -75,7 +76,6 @@ COMPONENT_STATUSES = ("ok", "degraded", "failed")
 MODEL_KINDS = ("storage", "flash", "global")
 ComponentKind = str
 ComponentStatus = str
-_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _HOST = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -629,7 +629,13 @@ def parse(
         if zone is not None and not _valid_zone(zone):
             problems.add((*path, "timezone"), f"{zone!r} is not an IANA time zone (e.g. Europe/Amsterdam)")
             zone = None
-        window = r.text("fill_window", "02:00-06:00", _WINDOW)
+        window = r.text("fill_window", "02:00-06:00")
+        if window is not None:
+            try:
+                timeofday.window(window)
+            except ValueError as exc:
+                problems.add((*path, "fill_window"), str(exc))
+                window = None
         isp = r.text("isp", None)
         if kind == SiteKind.EMBEDDED and isp is None:
             problems.add((*path, "isp"), "an embedded site must name the ISP it stands in")

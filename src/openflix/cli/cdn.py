@@ -112,17 +112,17 @@ def verify(url: str, client_ip: str, appliance_id: int) -> None:
 def fill(site: str | None, day: str | None) -> None:
     """Plan the fill now: copies by predicted demand, placed on healthy appliances, manifests stored."""
     import time
-    from datetime import date
 
+    from openflix import timeofday
     from openflix.errors import DataError
     from openflix.services.fill import fill_order, fill_sites
 
     p = _platform()
     try:
-        when = date.fromisoformat(day) if day else None
-    except ValueError:
-        raise DataError(f"--day: expected a date YYYY-MM-DD, got {day!r}") from None
-    names = [site] if site else fill_order(p.engine)
+        when = timeofday.day(day) if day is not None else None
+    except ValueError as exc:
+        raise DataError(f"--day: {exc}") from None
+    names = [site] if site is not None else fill_order(p.engine)  # --site "" is no site's name
     t0 = time.perf_counter()
     s = p.settings
     for r in fill_sites(p.engine, names, title_gb=s.title_gb, stale_s=s.health_stale_s, day=when):
@@ -260,14 +260,12 @@ def _plot_path(value: Path | None) -> Path | None:
 
 def _seconds_after_midnight(value: str) -> int:
     """``"HH:MM"`` -> seconds after midnight; anything else is a usage error (exit 2)."""
-    hours, _, minutes = value.partition(":")
-    if (
-        not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2)
-        or int(hours) > 23
-        or int(minutes) > 59
-    ):
-        raise click.BadParameter(f"expected a time of day HH:MM from 00:00 to 23:59, got {value!r}")
-    return int(hours) * 3600 + int(minutes) * 60
+    from openflix import timeofday
+
+    try:
+        return timeofday.minutes(value) * 60
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _headroom(plays: Plays, result: SimulationResult, recommender: RecommenderFactory | None) -> None:

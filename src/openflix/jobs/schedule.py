@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from openflix import timeofday
 from openflix.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,14 +26,11 @@ log = logging.getLogger("openflix.jobs")
 def parse_time(text: str) -> tuple[int, int]:
     """``"HH:MM"`` -> (hour, minute); :class:`ConfigError` naming ``OPENFLIX_RETRAIN_AT`` otherwise."""
     try:
-        hour, minute = (int(x) for x in text.split(":"))
-        if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError
+        return divmod(timeofday.minutes(text), 60)
     except ValueError:
         raise ConfigError(
             f"OPENFLIX_RETRAIN_AT={text!r} is not a time; expected HH:MM (UTC), e.g. 03:00"
         ) from None
-    return hour, minute
 
 
 def next_run(now: datetime, at: str) -> datetime:

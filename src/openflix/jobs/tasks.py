@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from openflix import timeofday
 from openflix.errors import DataError, NotFoundError, OpenflixError
 from openflix.services.platform import Platform
 from openflix.store.db import translating
@@ -145,9 +146,9 @@ _JSON_TYPE = {str: "a string", dict: "an object", bool: "true or false", list: "
 def _fill_day(params: dict[str, Any]) -> date | None:
     """The fill's ``day`` parameter, or ``None`` (the data's today)."""
     try:
-        return date.fromisoformat(str(params["day"])) if params.get("day") else None
-    except ValueError:
-        raise DataError(f"params.day: expected a date YYYY-MM-DD, got {params['day']!r}") from None
+        return timeofday.day(params["day"]) if params.get("day") else None
+    except ValueError as exc:
+        raise DataError(f"params.day: {exc}") from None
 
 
 KINDS: dict[str, Callable[[Platform, dict[str, Any]], dict[str, Any]]] = {

@@ -40,6 +40,7 @@ import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from openflix import timeofday
 from openflix.cdn import fill as core
 from openflix.cdn.forecast import ForecastParams, forecast_demand
 from openflix.cdn.inventory import SiteKind
@@ -390,12 +391,6 @@ def fill_order(engine: Engine) -> list[str]:
     return [n for n, k in sites if k == SiteKind.EXCHANGE] + [n for n, k in sites if k != SiteKind.EXCHANGE]
 
 
-def _window(text: str) -> tuple[int, int]:
-    """``"02:00-06:00"`` -> (start, end) in minutes after local midnight."""
-    start, end = ((int(h) * 60 + int(m)) for h, m in (part.split(":") for part in text.split("-")))
-    return start, end
-
-
 def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day).
 
@@ -415,7 +410,11 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     patient: set[str] = set()  # in the first half of their window
     for s in sites:
         local = now.astimezone(ZoneInfo(s.timezone))
-        start, end = _window(s.fill_window)
+        try:
+            start, end = timeofday.window(s.fill_window)
+        except ValueError as exc:  # stored before windows were checked (e.g. 03:00-03:00: it never came)
+            log.warning("site %s is never filled on schedule: fill_window %s", s.name, exc)
+            continue
         minutes = local.hour * 60 + local.minute
         inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)
         # the day the fill is for: a window across midnight (22:00-02:00) prepares the day it ends on
