@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from openflix.errors import DataFormatError
+from openflix.errors import DataError, DataFormatError
 from openflix.recs import _parse, datasets
 
 
@@ -90,7 +91,7 @@ class TestMovieLensLatest:
     @pytest.mark.parametrize(
         ("movies", "needle"),
         [
-            ('movieId,title,genres\n1,"Broken, Heart,Drama\n', "cannot parse: .*EOF inside string"),
+            ('movieId,title,genres\n1,"Broken, Heart,Drama\n', r'line 2: a double quote \("\) opens a field'),
             ("movieId,title,genres\n1,Toy Story,Animation\n2,A,B,C,D\n", "line 3: expected 3 fields"),
         ],
     )
@@ -187,6 +188,49 @@ class TestTable:
         f = write(tmp_path / "x.csv", "user,item\n1,2\n")
         with pytest.raises(DataFormatError, match=r"no column named 'rating' \(the file has user, item\)"):
             datasets.load(f, columns=["user", "item", "rating"])
+
+    @pytest.mark.parametrize(
+        ("text", "line", "message"),
+        [
+            ("user,item,rating\n1,2,3\n2,3\n3,2,5\n", 3, "line 3 has 2 ('2,3')"),  # short
+            ("user,item,rating\n1,2,3\n2,3,4,9\n3,2,5\n", 3, "line 3 has 4 ('2,3,4,9')"),  # long
+            ("user,item\n1,2,3\n2,3,4\n", 1, "line 1 has 2 ('user,item')"),  # a header short of a name
+        ],
+    )
+    def test_an_uneven_line_among_the_first_is_named_not_blamed_on_the_separator(
+        self, tmp_path: Path, text: str, line: int, message: str
+    ) -> None:
+        # it said "cannot tell the separator" at line 1 for any of these
+        f = write(tmp_path / "x.csv", text)
+        with pytest.raises(DataFormatError, match=re.escape(message)) as info:
+            datasets.load(f)
+        assert info.value.line == line and "separated by comma" in str(info.value)
+        assert "cannot tell the separator" not in str(info.value)
+
+    def test_a_quote_never_closed_is_named_at_its_line_in_any_block(self, tmp_path: Path) -> None:
+        from openflix.recs import _parse
+
+        rows = "".join(f"{i},2,3\n" for i in range(1, 200))
+        f = write(tmp_path / "q.csv", f'user,item,rating\n{rows}"7,3,4\n3,2,5\n')  # the quote on line 201
+        with pytest.raises(DataFormatError, match="never closed") as info:
+            datasets.load(f)
+        assert info.value.line == 201  # pandas said "row 200"
+        with pytest.raises(DataFormatError, match="never closed") as info:  # blocks of about 300 bytes
+            list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=300))
+        assert info.value.line == 201
+
+    def test_one_column_for_two_roles_is_refused(self, tmp_path: Path) -> None:
+        # 0,0 read the member ids again as titles: every member had watched "themselves"
+        f = write(tmp_path / "x.csv", "user,item\n1,2\n")
+        for columns in (["0", "0"], ["user", "0"], ["user", "item", "user"]):
+            with pytest.raises(
+                DataError, match=r"--columns gives column '.+' as both user and (item|rating)"
+            ):
+                datasets.load(f, columns=columns)
+        p = tmp_path / "r.parquet"
+        pd.DataFrame({"u": [1, 2], "i": [5, 6]}).to_parquet(p)
+        with pytest.raises(DataError, match="as both user and item"):
+            datasets.load(p, columns=["u", "0"])
 
     def test_parquet(self, tmp_path: Path) -> None:
         f = tmp_path / "r.parquet"

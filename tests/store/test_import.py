@@ -69,8 +69,13 @@ def test_string_ids_are_refused_with_a_clear_error(tmp_path: Path) -> None:
     engine = connect(f"sqlite:///{tmp_path / 'x.db'}")
     upgrade(engine)
     data = Interactions.from_ids(np.array(["a", "b"]), np.array([1, 2]))
-    with pytest.raises(DataError, match="integer member ids"):
+    with pytest.raises(DataError, match="whole-number member ids"):
         import_interactions(engine, data, ["us"])
+    # the example is an id at fault, not the first one (here a valid '1'); it showed numpy's dtype <U2
+    mixed = Interactions.from_ids(np.array(["1", "2", "x7"]), np.array([1, 2, 3]))
+    with pytest.raises(DataError, match=r"not all whole numbers \(e\.g\. 'x7'\)") as info:
+        import_interactions(engine, mixed, ["us"])
+    assert "<U" not in str(info.value)
     engine.dispose()
 
 

@@ -80,6 +80,17 @@ def sniff_separator(path: Path, head: bytes, encoding: str) -> str:
         counts = {ln.count(sep) for ln in lines}
         if len(counts) == 1 and counts.pop() >= 1:
             return sep
+    for sep in _SEPARATORS:  # one separating most lines evenly: the line that differs is the fault
+        fields = [ln.count(sep) + 1 for ln in lines]
+        usual = max(fields, key=fields.count)
+        if usual >= 2 and 2 * fields.count(usual) > len(fields):
+            at = next(i for i, n in enumerate(fields) if n != usual)
+            raise DataFormatError(
+                path,
+                f"expected {usual} fields separated by {sep_name(sep)}, as on most of the first "
+                f"{len(lines)} lines; line {at + 1} has {fields[at]} ({lines[at][:60]!r})",
+                line=at + 1,
+            )
     raise DataFormatError(
         path,
         "cannot tell the separator: expected lines of fields separated by tab, comma, "
@@ -172,6 +183,8 @@ def read_fields(
 
 
 _BAD_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+"""pandas counts that row from 0 in what it was given: the block, skipped lines included."""
 
 
 def _parser_error(
@@ -182,6 +195,12 @@ def _parser_error(
         what = expected or f"{n_fields} fields separated by {sep_name(sep)}"
         got = "" if expected else f", got {m.group(3)}"
         return DataFormatError(path, f"expected {what}{got}", line=int(m.group(2)) + line_offset)
+    if m := _OPEN_QUOTE.search(str(exc)):
+        return DataFormatError(
+            path,
+            'a double quote (") opens a field here and is never closed',
+            line=int(m.group(1)) + 1 + line_offset,
+        )
     return DataFormatError(path, f"cannot parse: {exc}")
 
 

@@ -498,7 +498,7 @@ def _resolve_columns(
         return found
     out = []
     for c in columns:
-        if isinstance(c, int) or str(c).isdigit():
+        if isinstance(c, int) or (str(c).isascii() and str(c).isdigit()):
             pos = int(c)
             if pos >= n_fields:
                 raise DataFormatError(
@@ -510,6 +510,13 @@ def _resolve_columns(
         else:
             have = ", ".join(names) if names else f"{n_fields} unnamed fields"
             raise DataFormatError(path, f"no column named {c!r} (the file has {have})", line=1)
+    for i, pos in enumerate(out):
+        if pos in out[:i]:  # e.g. 0,0: the member ids read again as titles
+            first = _ROLES[out.index(pos)]
+            raise DataError(
+                f"--columns gives column {columns[i]!r} as both {first} and {_ROLES[i]}; "
+                "each of user,item[,rating[,timestamp]] needs a column of its own"
+            )
     return out
 
 

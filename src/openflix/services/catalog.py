@@ -13,6 +13,7 @@ through the API).  These are documented choices, not data.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,9 +74,13 @@ def split_title(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def _integer_ids(ids: npt.NDArray[Any], what: str) -> npt.NDArray[np.int64]:
     if ids.dtype.kind not in "iu":
+        # ids that are all whole numbers are read as integers: name one that is not
+        odd = next(
+            (i for i in ids.tolist() if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", str(i))), ids[:1].tolist()
+        )
         raise DataError(
-            f"the store keeps integer {what} ids, but this dataset's {what} ids are {ids.dtype} "
-            f"(e.g. {ids[:1].tolist()}); map them to integers first"
+            f"the store keeps whole-number {what} ids, but this dataset's {what} ids are not all whole "
+            f"numbers (e.g. {odd!r}); map them to integers first"
         )
     outside = (ids < 0) | (ids > CATALOG_ID_MAX) if ids.size else np.zeros(0, dtype=bool)
     if outside.any():  # an id past int64 would wrap around to a negative one
