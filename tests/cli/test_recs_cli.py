@@ -155,3 +155,15 @@ def test_a_negative_seed_is_a_usage_error(runner: CliRunner, ratings: Path) -> N
         cli, ["recs", "evaluate", "--data", str(ratings), "--seed", "-1", "--model", "popularity"]
     )
     assert res.exit_code == 2 and "'--seed': -1 is not in the range x>=0" in res.stderr, res.output
+
+
+def test_a_model_out_path_that_is_a_directory_is_refused_before_training(
+    runner: CliRunner, ratings: Path, tmp_path: Path
+) -> None:
+    res = runner.invoke(
+        cli, ["recs", "train", "--data", str(ratings), "--out", str(tmp_path), "--model", "ease"]
+    )
+    assert res.exit_code == 2 and "is a directory" in res.output, res.output
+    assert (
+        "loaded" not in res.output and "trained" not in res.output
+    )  # it trained, then failed on a .tmp path

@@ -164,7 +164,7 @@ def metrics_table(results: Sequence[Evaluation], title: str = "") -> Table:
 @click.option(
     "--out",
     "out_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, dir_okay=False),
     required=True,
     help="Where to write the model (.npz).",
 )

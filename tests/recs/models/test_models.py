@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from tests.recs.models.contract import RecommenderContract
@@ -132,3 +133,49 @@ def test_a_model_made_directly_with_a_hyperparameter_out_of_bounds_refuses_to_fi
     with pytest.raises(DataError, match=re.escape(message)):
         model.fit(make_interactions())
     assert not model.is_fitted
+
+
+def test_saving_onto_a_directory_names_it_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    from tests.conftest import make_interactions
+
+    model = create("popularity").fit(make_interactions())
+    (tmp_path / "models").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory, expected a model file name") as info:
+        model.save(tmp_path / "models")
+    assert info.value.filename == str(tmp_path / "models")  # it named models.tmp, and left it behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_a_model_file_with_parts_missing_or_foreign_is_a_model_file_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import numpy as np
+    from tests.conftest import make_interactions
+
+    from openflix.errors import ModelFileError
+    from openflix.recs.models import load_model
+
+    saved = create("itemknn", k=5).fit(make_interactions()).save(tmp_path / "m.npz")
+    with np.load(saved) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+
+    def write(name: str, **changes: object) -> Path:
+        out = {**arrays, **changes}
+        np.savez(tmp_path / name, **{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
+        return tmp_path / name
+
+    meta = json.loads(arrays["meta"].tobytes())
+    foreign = json.dumps({**meta, "params": {"nosuch": 1}}).encode()
+    for path, message in (
+        (write("a.npz", h_items=None), "not a whole openflix model file (no h_items)"),  # was KeyError
+        (
+            write("b.npz", meta=np.frombuffer(foreign, np.uint8)),
+            "a 'itemknn' model file that openflix cannot read",
+        ),
+        (write("c.npz", s_indptr=None), "a 'itemknn' model file that openflix cannot read (KeyError"),
+        (write("d.npz", meta=np.array([{"a": 1}], dtype=object)), "(it holds pickled Python objects)"),
+    ):
+        with pytest.raises(ModelFileError, match=re.escape(message)):
+            load_model(path)

@@ -9,6 +9,7 @@ either.  Subclasses implement only :meth:`_fit` and :meth:`_score`.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import math
@@ -377,11 +378,18 @@ class Recommender(ABC):
         for k, v in self._state().items():
             arrays["s_" + k] = v
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        if p.is_dir():  # checked first: the rename below would name the temporary file instead
+            raise IsADirectoryError(
+                errno.EISDIR, "is a directory, expected a model file name such as model.npz", str(p)
+            )
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        tmp.replace(p)
+        try:
+            with tmp.open("wb") as fh:
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)  # after a failure: no half-written file left beside the model
         return p
 
 
@@ -404,27 +412,42 @@ def load_model(path: str | Path) -> Recommender:
         with np.load(p, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
+        if not isinstance(meta, dict):
+            raise ValueError(f"its meta is {type(meta).__name__}, not an object")
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{p}: not an openflix model file ({exc})") from exc
+        # numpy's own words for pickled arrays advise loading them unsafely: not advice to pass on
+        why = "it holds pickled Python objects" if "allow_pickle" in str(exc) else str(exc)
+        raise ModelFileError(f"{p}: not an openflix model file ({why})") from exc
     if meta.get("format") != FORMAT_VERSION:
         raise ModelFileError(f"{p}: model file format {meta.get('format')}, expected {FORMAT_VERSION}")
     cls = MODELS.get(meta.get("model", ""))
     if cls is None:
         raise ModelFileError(f"{p}: unknown model {meta.get('model')!r}; known: {', '.join(MODELS)}")
-    model = cls(**meta["params"])
-    model._history = History(
-        indptr=arrays["h_indptr"],
-        items=arrays["h_items"],
-        values=arrays["h_values"],
-        times=arrays["h_times"],
-        n_items=len(arrays["item_ids"]),
-    )
-    model._user_ids = arrays["user_ids"]
-    model._item_ids = arrays["item_ids"]
-    if "titles" in arrays:
-        model._item_info = ItemInfo(arrays["titles"].astype(object), arrays["genres"].astype(object))
-    model._set_state({k[2:]: v for k, v in arrays.items() if k.startswith("s_")})
+    missing = [k for k in _SAVED if k not in arrays]
+    if missing:
+        raise ModelFileError(f"{p}: not a whole openflix model file (no {', '.join(missing)})")
+    try:
+        model = cls(**meta.get("params", {}))
+        model._history = History(
+            indptr=arrays["h_indptr"],
+            items=arrays["h_items"],
+            values=arrays["h_values"],
+            times=arrays["h_times"],
+            n_items=len(arrays["item_ids"]),
+        )
+        model._user_ids = arrays["user_ids"]
+        model._item_ids = arrays["item_ids"]
+        if "titles" in arrays:
+            model._item_info = ItemInfo(arrays["titles"].astype(object), arrays["genres"].astype(object))
+        model._set_state({k[2:]: v for k, v in arrays.items() if k.startswith("s_")})
+    except (TypeError, KeyError, ValueError, IndexError) as exc:  # parameters or arrays of another model
+        why = f"{type(exc).__name__}: {exc}"
+        raise ModelFileError(f"{p}: a {cls.name!r} model file that openflix cannot read ({why})") from exc
     return model
+
+
+_SAVED = ("h_indptr", "h_items", "h_values", "h_times", "user_ids", "item_ids")
+"""Arrays every saved model holds (beside its own state, ``s_*``)."""
 
 
 def _plain(ids: npt.NDArray[Any]) -> npt.NDArray[Any]:
