@@ -46,6 +46,14 @@ def test_import_train_promote_rollback_and_tokens(
         (["tokens", "create", "--role", "admin", "--member", "1"], "only for member tokens"),
         (["tokens", "create", "--role", "member", "--member", "777"], "member 777 does not exist"),
         (["tokens", "revoke", "55"], "token 55 does not exist"),
+        (
+            ["tokens", "create", "--role", "admin", "--name", "x" * 201],
+            "--name: expected up to 200 printable",
+        ),
+        (
+            ["tokens", "create", "--role", "admin", "--name", "ci\x1b[2J"],
+            "got 6 characters with control characters",
+        ),
         (["models", "promote", "9"], "model version 9 does not exist"),
         (["models", "rollback"], "nothing to roll back"),
         (["models", "train"], "the store holds no events"),

@@ -45,6 +45,10 @@ class Principal:
         return order.index(self.role) >= order.index(role)
 
 
+NAME_MAX = 200
+"""Longest token name (the column's width)."""
+
+
 def digest(secret: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -62,6 +66,11 @@ def create_token(
         raise DataError("a member token needs --member ID")
     if kind is not Role.MEMBER and member_id is not None:
         raise DataError(f"--member is only for member tokens, not {kind.value}")
+    if len(name) > NAME_MAX or not name.isprintable():
+        raise DataError(
+            f"--name: expected up to {NAME_MAX} printable characters, got {len(name)} characters"
+            + ("" if name.isprintable() else " with control characters")
+        )
     if member_id is not None and conn.scalar(select(Member.id).where(Member.id == member_id)) is None:
         raise NotFoundError(f"member {member_id} does not exist")
     secret = PREFIX + secrets.token_urlsafe(32)
