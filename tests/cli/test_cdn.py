@@ -28,8 +28,23 @@ def test_import_fill_and_steer(env: dict[str, str], tmp_path: Path, store_data: 
     r = run(cli, ["cdn", "import", str(SAMPLE)])
     assert r.exit_code == 0, r.output
     assert "222 appliances" in r.output and "appliances +222" in r.output
+    from openflix.store import cdn as cdn_store
+
+    engine = connect(env["OPENFLIX_DATABASE_URL"])
+    with engine.connect() as conn:
+        counted = cdn_store.counters(conn, (*cdn_store.COUNTERS, "components"))
     again = run(cli, ["cdn", "import", str(SAMPLE)])
     assert "nothing changed" in again.output
+    with engine.connect() as conn:  # so every server keeps its steering: nothing to rebuild
+        assert cdn_store.counters(conn, (*cdn_store.COUNTERS, "components")) == counted
+    other = tmp_path / "other-default.yaml"  # only the default region differs: a change, said and counted
+    other.write_text(re.sub(r"(?m)^default_region: \S+", "default_region: gb", SAMPLE.read_text()))
+    moved = run(cli, ["cdn", "import", str(other)])
+    assert moved.exit_code == 0 and "default_region +0 ~1 -0" in moved.output, moved.output
+    with engine.connect() as conn:
+        assert cdn_store.counters(conn)[0] > counted[0]
+    assert run(cli, ["cdn", "import", str(SAMPLE)]).exit_code == 0
+    engine.dispose()
     exported = run(cli, ["cdn", "export", "--format", "json"])
     assert exported.exit_code == 0 and len(yaml.safe_load(exported.output)["appliances"]) == 222
 

@@ -91,12 +91,15 @@ KEY_FILE = "openflix-url-keys"
 
 
 def import_topology(engine: Engine, topo: Topology) -> store.SyncReport:
-    """Make the stored inventory equal to ``topo``, in one transaction."""
-    with translating(engine), _unique_swaps(), engine.begin() as conn:
+    """Make the stored inventory equal to ``topo``, in one transaction (none when nothing changes)."""
+    with translating(engine), _unique_swaps(), engine.connect() as conn, conn.begin() as tx:
         # takes the write locks first: concurrent changes queue, none is lost; ``placement`` before any
         # appliance row, in the order fills and applied manifests take it (no deadlock with them)
         store.bump(conn, "inventory", "placement")
-        return store.sync_topology(conn, topo)
+        report = store.sync_topology(conn, topo)
+        if not report.total():  # the counters stay: no server rebuilds its steering for nothing
+            tx.rollback()
+        return report
 
 
 @contextmanager

@@ -201,7 +201,9 @@ def _ids(conn: Connection, table: Any, key: str) -> dict[str, int]:
 def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
     """Make the stored inventory equal to ``topo`` (validated by :func:`~openflix.cdn.topology.parse`)."""
     report = SyncReport({})
-    _set_meta(conn, "default_region", topo.default_region)
+    if meta(conn, "default_region") != topo.default_region:
+        _set_meta(conn, "default_region", topo.default_region)
+        report.changes["default_region"] = {"added": 0, "updated": 1, "removed": 0}
     later: list[tuple[Any, list[tuple[Any, ...]]]] = []
 
     def table(name: str) -> _Table:
@@ -260,7 +262,8 @@ def sync_topology(conn: Connection, topo: Topology) -> SyncReport:
     )
     for tbl, gone in reversed(later):  # appliances, then sites, ISPs and models: children first
         _delete_keys(conn, tbl, ["serial" if tbl is Appliance else "name"], gone)
-    bump(conn, "inventory", "health", "placement", "components")  # the first import creates them all
+    if report.total():  # an import that changes nothing rebuilds no steering anywhere
+        bump(conn, "inventory", "health", "placement", "components")  # the first import creates them all
     return report
 
 
