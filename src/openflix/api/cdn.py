@@ -196,7 +196,7 @@ def appliance_components(appliance_id: int, query: dict[str, Any]) -> dict[str, 
 
 @bp.post("/appliances/<int:appliance_id>/components")
 @bp.auth_required(auth)
-@bp.input(c.ComponentIn, arg_name="body")
+@bp.input(c.NewComponent, arg_name="body")
 @bp.output(c.ComponentOut, status_code=201)
 @bp.doc(responses=CHANGE)
 def component_create(appliance_id: int, body: dict[str, Any]) -> dict[str, Any]:

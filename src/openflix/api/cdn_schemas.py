@@ -117,6 +117,11 @@ class ComponentIn(Schema):
     status = String(validate=OneOf(COMPONENT_STATUSES))
 
 
+class NewComponent(ComponentIn):
+    """ComponentIn as a request body of its own (a class of its own: apispec registers each schema
+    once, and ComponentIn is already registered nested in ApplianceIn)."""
+
+
 class ComponentPatch(Schema):
     kind = String(validate=OneOf(COMPONENT_KINDS))
     status = String(validate=OneOf(COMPONENT_STATUSES))
