@@ -195,6 +195,10 @@ class TestTable:
             ("user,item,rating\n1,2,3\n2,3\n3,2,5\n", 3, "line 3 has 2 ('2,3')"),  # short
             ("user,item,rating\n1,2,3\n2,3,4,9\n3,2,5\n", 3, "line 3 has 4 ('2,3,4,9')"),  # long
             ("user,item\n1,2,3\n2,3,4\n", 1, "line 1 has 2 ('user,item')"),  # a header short of a name
+            ("user,item,rating\n\n1,2,3\n2,3\n3,2,5\n", 4, "line 4 has 2 ('2,3')"),  # after a blank line
+            # the separator that splits the most lines alike, not the first that splits most: these
+            # decimal commas outnumber nothing
+            ("user;item;rating\n1;2;3,5\n2;3;4,0\n3;4;2,5\n4;5\n", 5, "by semicolon, as on most"),
         ],
     )
     def test_an_uneven_line_among_the_first_is_named_not_blamed_on_the_separator(
@@ -204,8 +208,12 @@ class TestTable:
         f = write(tmp_path / "x.csv", text)
         with pytest.raises(DataFormatError, match=re.escape(message)) as info:
             datasets.load(f)
-        assert info.value.line == line and "separated by comma" in str(info.value)
+        assert info.value.line == line and "--sep" in str(info.value)
         assert "cannot tell the separator" not in str(info.value)
+
+    def test_a_quoted_field_holding_the_separator_does_not_hide_it(self, tmp_path: Path) -> None:
+        ok = write(tmp_path / "ok.csv", 'user,item,rating,note\n1,2,3,"Foo, The"\n2,3,4,Bar\n3,2,5,Baz\n')
+        assert datasets.load(ok).nnz == 3  # it was "cannot tell the separator"
 
     def test_a_quote_never_closed_is_named_at_its_line_in_any_block(self, tmp_path: Path) -> None:
         from openflix.recs import _parse

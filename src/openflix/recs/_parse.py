@@ -69,33 +69,54 @@ def check_text(path: Path, encoding: str = "utf-8") -> bytes:
 
 
 def first_lines(head: bytes, n: int, encoding: str) -> list[str]:
+    """The non-blank lines among the first ``n`` of ``head``."""
+    return [ln for _, ln in numbered_lines(head, n, encoding)]
+
+
+def numbered_lines(head: bytes, n: int, encoding: str) -> list[tuple[int, str]]:
+    """The non-blank lines among the first ``n`` of ``head``, each with its 1-based line number."""
     text = head.decode(encoding, errors="replace").removeprefix("\ufeff")  # a byte-order mark (Excel)
-    return [ln.rstrip("\r") for ln in text.split("\n")[:n] if ln.strip()]
+    return [(i + 1, ln.rstrip("\r")) for i, ln in enumerate(text.split("\n")[:n]) if ln.strip()]
 
 
 def sniff_separator(path: Path, head: bytes, encoding: str) -> str:
-    """Guess the separator from the first lines: '::', tab, comma, semicolon or pipe."""
-    lines = first_lines(head, 5, encoding)
+    """Guess the separator from the first lines: '::', tab, comma, semicolon or pipe.
+
+    Lines with a double quote are left out when others remain (a quoted field
+    may hold the separator).  When no separator splits every line alike, the
+    one that splits the most lines alike names the first line that differs.
+    """
+    numbered = numbered_lines(head, 5, encoding)
+    if not numbered:
+        raise DataFormatError(path, "no data lines, expected rating lines")
+    plain = [(i, ln) for i, ln in numbered if '"' not in ln] or numbered
     for sep in _SEPARATORS:
-        counts = {ln.count(sep) for ln in lines}
+        counts = {ln.count(sep) for _, ln in plain}
         if len(counts) == 1 and counts.pop() >= 1:
             return sep
+    best: tuple[int, str, int, list[int]] | None = None
     for sep in _SEPARATORS:  # one separating most lines evenly: the line that differs is the fault
-        fields = [ln.count(sep) + 1 for ln in lines]
+        fields = [ln.count(sep) + 1 for _, ln in plain]
         usual = max(fields, key=fields.count)
-        if usual >= 2 and 2 * fields.count(usual) > len(fields):
-            at = next(i for i, n in enumerate(fields) if n != usual)
-            raise DataFormatError(
-                path,
-                f"expected {usual} fields separated by {sep_name(sep)}, as on most of the first "
-                f"{len(lines)} lines; line {at + 1} has {fields[at]} ({lines[at][:60]!r})",
-                line=at + 1,
-            )
+        agree = fields.count(usual)
+        if usual >= 2 and 2 * agree > len(fields) and (best is None or agree > best[0]):
+            best = (agree, sep, usual, fields)
+    if best is not None:
+        _, sep, usual, fields = best
+        at = next(k for k, count in enumerate(fields) if count != usual)
+        line, text = plain[at]
+        raise DataFormatError(
+            path,
+            f"expected {usual} fields separated by {sep_name(sep)}, as on most of the first "
+            f"{len(numbered)} lines; line {line} has {fields[at]} ({text[:60]!r}); "
+            "if the separator is another, name it with --sep",
+            line=line,
+        )
     raise DataFormatError(
         path,
         "cannot tell the separator: expected lines of fields separated by tab, comma, "
-        f"semicolon, pipe or '::' (line 1 is {lines[0][:60]!r}); name it with --sep",
-        line=1,
+        f"semicolon, pipe or '::' (line {numbered[0][0]} is {numbered[0][1][:60]!r}); name it with --sep",
+        line=numbered[0][0],
     )
 
 
