@@ -3,8 +3,8 @@
 One reading for every place that takes them — a setting, a CLI option, a
 topology file, an API body, a job's parameters — so that each accepts the
 same text: ASCII digits only (``int()`` and the ``\\d`` of a regular
-expression also take other scripts' digits), two of them per field, a
-24-hour clock.  Each function raises :class:`ValueError` with what was
+expression also take other scripts' digits), one or two for the hour and
+two for the minutes, a 24-hour clock.  Each function raises :class:`ValueError` with what was
 expected; callers name the setting, option or field.
 """
 
@@ -16,7 +16,7 @@ from datetime import date
 __all__ = ["DAY_PATTERN", "TIME_PATTERN", "WINDOW_PATTERN", "day", "minutes", "window"]
 
 TIME_PATTERN = r"([01]?[0-9]|2[0-3]):([0-5][0-9])"
-"""``HH:MM`` from 00:00 to 23:59 (two groups: hours, minutes)."""
+"""``HH:MM`` from 00:00 to 23:59, or ``H:MM`` (two groups: hours, minutes)."""
 WINDOW_PATTERN = f"{TIME_PATTERN}-{TIME_PATTERN}"
 """``HH:MM-HH:MM``: a window's start and end."""
 DAY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"

@@ -54,6 +54,10 @@ def test_import_train_promote_rollback_and_tokens(
             ["tokens", "create", "--role", "admin", "--name", "ci\x1b[2J"],
             "got 6 characters with control characters",
         ),
+        (
+            ["tokens", "create", "--role", "admin", "--name", "ci\u200b"],
+            "with control characters",
+        ),  # a zero-width space
         (["models", "promote", "9"], "model version 9 does not exist"),
         (["models", "rollback"], "nothing to roll back"),
         (["models", "train"], "the store holds no events"),
@@ -186,3 +190,12 @@ def test_a_worker_without_a_redis_it_can_use_is_one_line(
     monkeypatch.setenv("OPENFLIX_REDIS_URL", redis_url)
     r = CliRunner().invoke(cli, ["worker", "--burst"])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_token_name_may_hold_any_printable_character(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["db", "upgrade"])
+    r = runner.invoke(
+        cli, ["tokens", "create", "--role", "admin", "--name", "Zoë's\u00a0laptop"]
+    )  # a no-break space
+    assert r.exit_code == 0, r.output

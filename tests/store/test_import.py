@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,13 @@ def test_string_ids_are_refused_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"not all whole numbers \(e\.g\. 'x7'\)") as info:
         import_interactions(engine, mixed, ["us"])
     assert "<U" not in str(info.value)
+    for ids, detail in (
+        ([1.0, 2.5, 3.0], "are not all whole numbers (e.g. 2.5)"),
+        ([1.0, 2.0], "are decimals (e.g. 1.0)"),
+    ):
+        floats = Interactions.from_ids(np.array(ids), np.arange(len(ids)))
+        with pytest.raises(DataError, match=re.escape(f"member ids {detail}")):
+            import_interactions(engine, floats, ["us"])
     engine.dispose()
 
 

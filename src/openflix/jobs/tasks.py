@@ -78,7 +78,7 @@ def _fill(platform: Platform, params: dict[str, Any]) -> dict[str, Any]:
     from openflix.services.fill import fill_order, fill_sites
 
     s = platform.settings
-    sites = [str(params["site"])] if params.get("site") else fill_order(platform.engine)
+    sites = [str(params["site"])] if "site" in params else fill_order(platform.engine)
     day = _fill_day(params)
     reports = list(fill_sites(platform.engine, sites, title_gb=s.title_gb, stale_s=s.health_stale_s, day=day))
     return {"sites": [r.__dict__ for r in reports]}
@@ -132,7 +132,7 @@ def check_params(platform: Platform, kind: str, params: dict[str, Any]) -> None:
         raise DataError(f"params.split: expected temporal or random, got {params['split']!r}")
     if kind == "fill":
         _fill_day(params)
-        if params.get("site"):  # empty: every site, as the run reads it
+        if "site" in params:  # absent: every site; "" is no site's name (as on the command line)
             from openflix.store.schema import Site
 
             with translating(platform.engine), platform.engine.connect() as conn:

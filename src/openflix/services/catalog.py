@@ -13,6 +13,7 @@ through the API).  These are documented choices, not data.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -72,15 +73,27 @@ def split_title(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
     return name, year
 
 
+def _whole_number(value: float) -> bool:
+    return math.isfinite(value) and float(value).is_integer()
+
+
+def _whole_text(value: object) -> bool:
+    return re.fullmatch(r"\s*[+-]?[0-9]+\s*", str(value)) is not None
+
+
 def _integer_ids(ids: npt.NDArray[Any], what: str) -> npt.NDArray[np.int64]:
     if ids.dtype.kind not in "iu":
         # ids that are all whole numbers are read as integers: name one that is not
-        odd = next(
-            (i for i in ids.tolist() if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", str(i))), ids[:1].tolist()
+        whole = _whole_number if ids.dtype.kind == "f" else _whole_text  # 1.0 is whole, "1.0" is not
+        odd = next((i for i in ids.tolist() if not whole(i)), None)
+        detail = (
+            f"are not all whole numbers (e.g. {odd!r})"
+            if odd is not None
+            else f"are decimals (e.g. {ids[:1].tolist()[0]!r})"  # whole numbers of a float column
         )
         raise DataError(
-            f"the store keeps whole-number {what} ids, but this dataset's {what} ids are not all whole "
-            f"numbers (e.g. {odd!r}); map them to integers first"
+            f"the store keeps whole-number {what} ids, but this dataset's {what} ids {detail}; "
+            "map them to integers first"
         )
     outside = (ids < 0) | (ids > CATALOG_ID_MAX) if ids.size else np.zeros(0, dtype=bool)
     if outside.any():  # an id past int64 would wrap around to a negative one

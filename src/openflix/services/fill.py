@@ -391,6 +391,10 @@ def fill_order(engine: Engine) -> list[str]:
     return [n for n, k in sites if k == SiteKind.EXCHANGE] + [n for n, k in sites if k != SiteKind.EXCHANGE]
 
 
+_SAID: set[tuple[str, str]] = set()
+"""(site, fill window) pairs whose window was found never to come, and said so in the log."""
+
+
 def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
     """Sites inside their fill window at ``now`` with no fill recorded for that local day: (site, day).
 
@@ -413,7 +417,9 @@ def due_sites(engine: Engine, now: datetime) -> list[tuple[str, str]]:
         try:
             start, end = timeofday.window(s.fill_window)
         except ValueError as exc:  # stored before windows were checked (e.g. 03:00-03:00: it never came)
-            log.warning("site %s is never filled on schedule: fill_window %s", s.name, exc)
+            if (s.name, s.fill_window) not in _SAID:  # once per process, not at every tick of the clock
+                _SAID.add((s.name, s.fill_window))
+                log.warning("site %s is never filled on schedule: fill_window %s", s.name, exc)
             continue
         minutes = local.hour * 60 + local.minute
         inside = start <= minutes < end if start <= end else (minutes >= start or minutes < end)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,10 +67,11 @@ def create_token(
         raise DataError("a member token needs --member ID")
     if kind is not Role.MEMBER and member_id is not None:
         raise DataError(f"--member is only for member tokens, not {kind.value}")
-    if len(name) > NAME_MAX or not name.isprintable():
+    control = any(unicodedata.category(ch).startswith("C") for ch in name)  # control, format, unassigned
+    if len(name) > NAME_MAX or control:
         raise DataError(
             f"--name: expected up to {NAME_MAX} printable characters, got {len(name)} characters"
-            + ("" if name.isprintable() else " with control characters")
+            + (" with control characters" if control else "")
         )
     if member_id is not None and conn.scalar(select(Member.id).where(Member.id == member_id)) is None:
         raise NotFoundError(f"member {member_id} does not exist")
