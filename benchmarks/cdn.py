@@ -29,7 +29,7 @@ from _doc import write_section
 from openflix.cdn.inventory import Appliance, Site, SiteKind
 from openflix.cdn.prefixes import Announcement, PrefixTable
 from openflix.cdn.steering import Health, Holders, Steering
-from openflix.services.openconnect import SNAPSHOT_MAX_AGE
+from openflix.services.steering import SNAPSHOT_MAX_AGE
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "## CDN steering"
@@ -163,7 +163,8 @@ def manifest_updates(seed: int, applied: int = 40) -> dict[str, float]:
     from sqlalchemy import insert, select
 
     from openflix.cdn.topology import load_file
-    from openflix.services.openconnect import SteeringService, _Placement, import_topology, report_fleet
+    from openflix.services.openconnect import import_topology, report_fleet
+    from openflix.services.steering import SteeringService, _Placement
     from openflix.settings import Settings
     from openflix.store import cdn as store
     from openflix.store.db import connect, upgrade

@@ -795,7 +795,7 @@ def test_a_bad_origin_url_setting_is_said_when_steering_starts(cdn: Served) -> N
     import dataclasses
 
     from openflix.errors import ConfigError
-    from openflix.services.openconnect import SteeringService
+    from openflix.services.steering import SteeringService
 
     for bad in ("origin.example/v1", "ftp://origin.example", "https://origin.example/v1?x=1"):
         settings = dataclasses.replace(cdn.platform.settings, origin_url=bad)
@@ -806,7 +806,7 @@ def test_a_bad_origin_url_setting_is_said_when_steering_starts(cdn: Served) -> N
 @pytest.fixture
 def private_steering(cdn: Served) -> Iterator[Any]:
     """A steering service of its own (its age and builds changed freely), with a title and a client."""
-    from openflix.services.openconnect import SteeringService
+    from openflix.services.steering import SteeringService
 
     service = SteeringService(cdn.platform.engine, cdn.platform.settings)
     ip, _ = _embedded_ip(cdn)

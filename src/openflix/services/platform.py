@@ -22,7 +22,7 @@ from openflix.store.reader import HotReader
 
 if TYPE_CHECKING:
     from openflix.jobs.runner import JobRunner
-    from openflix.services.openconnect import SteeringService
+    from openflix.services.steering import SteeringService
 
 __all__ = ["Platform"]
 
@@ -47,7 +47,7 @@ class Platform:
 
     @cached_property
     def steering(self) -> SteeringService:
-        from openflix.services.openconnect import SteeringService
+        from openflix.services.steering import SteeringService
 
         return SteeringService(self.engine, self.settings, reader=self.reader)
 
