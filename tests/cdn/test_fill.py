@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openflix.cdn.fill import copies_for, manifests, place
+from openflix.cdn.fill import copies_for, manifests, place, scores
 from openflix.errors import DataError
 
 
@@ -135,3 +135,42 @@ def test_a_capacity_beyond_any_count_of_titles_holds_every_title() -> None:
     plan = place(titles, np.ones_like(titles), [1, 2], [1e303, 1e303])
     assert sorted(np.concatenate(list(plan.values())).tolist()) == titles.tolist()
     assert copies_for(np.ones(50), 2, 2e303).sum() == 50
+
+
+def _place_title_by_title(
+    titles: np.ndarray, copies: np.ndarray, appliance_ids: list[int], capacities: list[float]
+) -> dict[int, list[int]]:
+    """The placement as its definition reads: most-copied first, each title its preferred appliances
+    that still have room (how :func:`place` computed it before it worked a stretch of titles at once)."""
+    preference = np.argsort(scores(titles, appliance_ids, capacities), axis=1, kind="stable")
+    room = np.floor(capacities).astype(int)
+    held: dict[int, list[int]] = {a: [] for a in appliance_ids}
+    for i in np.argsort(-copies, kind="stable"):
+        k = int(copies[i])
+        for j in preference[i]:
+            if k <= 0:
+                break
+            if room[j] > 0:
+                held[appliance_ids[j]].append(int(titles[i]))
+                room[j] -= 1
+                k -= 1
+    return {a: sorted(v) for a, v in held.items()}
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.integers(1, 3_000),  # past the first window of 1,024 titles
+    st.integers(1, 12),
+    st.integers(0, 2**32),
+    st.sampled_from([1, 2, 12]),
+)
+def test_placement_is_each_title_in_turn_taking_its_preferred_appliances_with_room(
+    n_titles: int, n_appliances: int, seed: int, most_copies: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    titles = rng.choice(10**9, size=n_titles, replace=False)
+    copies = rng.integers(0, most_copies + 1, size=n_titles)
+    ids = [int(a) for a in rng.choice(10**6, size=n_appliances, replace=False)]
+    capacities = list(rng.uniform(0.5, max(1.0, 2 * n_titles / n_appliances), size=n_appliances))
+    plan = place(titles, copies, ids, capacities)
+    assert {a: v.tolist() for a, v in plan.items()} == _place_title_by_title(titles, copies, ids, capacities)

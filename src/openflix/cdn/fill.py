@@ -80,6 +80,10 @@ def copies_for(demand: npt.ArrayLike, n_appliances: int, capacity: float) -> npt
     return copies
 
 
+_WINDOW = 1024
+"""Titles :func:`place` reads ahead at first, doubled while no appliance fills up."""
+
+
 def place(
     title_ids: npt.ArrayLike,
     copies: npt.ArrayLike,
@@ -88,30 +92,49 @@ def place(
 ) -> dict[int, npt.NDArray[np.int64]]:
     """Which titles each appliance stores: rendezvous order, skipping appliances that are full.
 
-    Titles are placed most-copied first, so popular titles get their
-    preferred appliances; returns appliance id -> sorted title ids.
+    Titles are served most-copied first (ties in input order), each taking its
+    most preferred appliances that still have room, so popular titles get
+    their preferred appliances.  Computed a stretch of titles at a time, not
+    title by title: until some appliance fills up, every title simply takes
+    its first choices, so each stretch ends where the first appliance runs out
+    of room, and the titles after it choose again without that appliance (at
+    most one stretch per appliance).  Returns appliance id -> sorted title ids.
     """
-    titles = np.asarray(title_ids, dtype=np.int64)
-    want = np.asarray(copies, dtype=np.int64)
+    all_titles = np.asarray(title_ids, dtype=np.int64)
+    all_want = np.asarray(copies, dtype=np.int64)
     if len(appliance_ids) == 0:
         return {}
-    s = scores(titles, appliance_ids, capacities)
-    preference = np.argsort(s, axis=1, kind="stable")
+    n_appliances = len(appliance_ids)
+    order = np.argsort(-all_want, kind="stable")
+    order = order[all_want[order] > 0]  # titles with copies to place, served first to last
+    titles, want = all_titles[order], np.minimum(all_want[order], n_appliances)
+    preference = np.argsort(scores(titles, appliance_ids, capacities), axis=1, kind="stable")
     # no appliance needs room for more than every title: a capacity beyond int64 would wrap below 0
-    room = np.floor(np.minimum(np.asarray(capacities, dtype=np.float64), titles.size)).astype(np.int64)
-    held: list[list[int]] = [[] for _ in appliance_ids]
-    for i in np.argsort(-want, kind="stable"):
-        k = int(want[i])
-        if k <= 0:
-            break
-        for j in preference[i]:
-            if room[j] > 0:
-                held[j].append(int(titles[i]))
-                room[j] -= 1
-                k -= 1
-                if k == 0:
-                    break
-    return {a: np.array(sorted(h), dtype=np.int64) for a, h in zip(appliance_ids, held, strict=True)}
+    room = np.floor(np.minimum(np.asarray(capacities, dtype=np.float64), all_titles.size)).astype(np.int64)
+    stored = np.zeros((titles.size, n_appliances), dtype=bool)  # title (served order) x appliance
+    first, window = 0, _WINDOW
+    while first < titles.size and (room > 0).any():
+        count = min(window, titles.size - first)
+        rest = slice(first, first + count)  # a window of titles: bounded work
+        open_ = (room > 0)[preference[rest]]  # in each title's order of preference
+        takes = open_ & (np.cumsum(open_, axis=1) <= want[rest, None])
+        chosen = np.zeros(open_.shape, dtype=bool)
+        np.put_along_axis(chosen, preference[rest], takes, axis=1)
+        used = np.cumsum(chosen, axis=0, dtype=np.int32)
+        over = (used > room).any(axis=1)
+        # the first title finding an appliance full; never the first of the window, which chose
+        # among appliances with room.  From there, titles choose again without the appliances the
+        # stretch filled (their room is now 0)
+        stop = int(np.argmax(over)) if over.any() else count
+        stored[first : first + stop] = chosen[:stop]
+        room -= used[stop - 1]
+        first += stop
+        window = 2 * window if stop == count else max(_WINDOW, 2 * stop)
+    held_title, held_at = np.nonzero(stored)
+    by = np.lexsort((titles[held_title], held_at))
+    bounds = np.searchsorted(held_at[by], np.arange(n_appliances + 1))
+    result = titles[held_title[by]]
+    return {a: result[bounds[j] : bounds[j + 1]] for j, a in enumerate(appliance_ids)}
 
 
 @dataclass(frozen=True)
