@@ -15,6 +15,7 @@ from openflix.cdn.simulate import (
     _replay_lru,
     forecast_plan,
     policy_names,
+    replay_nightly,
     simulate,
 )
 from openflix.errors import DataError
@@ -116,6 +117,22 @@ def test_lru_with_room_for_the_whole_catalog_misses_only_first_plays() -> None:
     expected = np.ones(plays.n_plays, dtype=bool)
     expected[first] = False
     assert (hit == expected).all()
+
+
+def test_days_without_plays_are_not_planned_and_change_no_share(stable: Plays) -> None:
+    # the same plays, with three empty weeks cut in after day 10: only days with plays are planned
+    later = stable.times >= stable.times.min() + 10 * DAY + DAY
+    gapped = Plays.from_arrays(
+        stable.members, stable.titles, stable.times + later * 21 * DAY, n_titles=stable.n_titles
+    )
+    plan = forecast_plan(gapped, ForecastParams(), 60, FAST)
+    asked: list[int] = []
+    hit, added = replay_nightly(gapped, lambda day: asked.append(day) or plan(day))
+    assert asked == np.unique(gapped.days).tolist() and gapped.n_days == stable.n_days + 21
+    every_day = np.concatenate([plan(d)[gapped.sites[gapped.days == d], gapped.titles[gapped.days == d]]
+                                for d in range(gapped.n_days)])  # fmt: skip
+    assert (hit == every_day).all()
+    assert added[~np.isin(np.arange(gapped.n_days), asked)].sum() == 0
 
 
 def test_a_days_fill_never_sees_that_days_plays(stable: Plays) -> None:
