@@ -17,6 +17,7 @@ from openflix.settings import Settings
         ("OPENFLIX_SEED", "-1", "expected a finite number >= 0"),  # numpy refuses negative seeds
         ("OPENFLIX_HEALTH_STALE_S", "-5", "expected a finite number >= 0"),
         ("OPENFLIX_MAX_BODY_MB", "0", "expected a number > 0"),
+        ("OPENFLIX_FILL", "maybe", "expected on or off"),  # anything but off meant on
         ("OPENFLIX_URL_TTL_S", "1e30", "expected at most 31,536,000"),  # every steer failed on its expiry
         ("OPENFLIX_SEED", "4.5", "is not a valid int"),
     ],

@@ -104,6 +104,9 @@ class Settings:
                 )
             if f.name in _POSITIVE and value == 0:
                 raise ConfigError(f"{prefix}{f.name.upper()}={raw!r}: expected a number > 0; fix or unset it")
+            if f.name in _CHOICES and str(value).strip().lower() not in _CHOICES[f.name]:
+                words = " or ".join(_CHOICES[f.name])
+                raise ConfigError(f"{prefix}{f.name.upper()}={raw!r}: expected {words}; fix or unset it")
             if f.name in _AT_MOST and value > (most := _AT_MOST[f.name]):  # type: ignore[operator]
                 raise ConfigError(
                     f"{prefix}{f.name.upper()}={raw!r}: expected at most {most:,.0f}; fix or unset it"
@@ -113,5 +116,7 @@ class Settings:
 
 _POSITIVE = frozenset({"max_body_mb", "health_stale_s", "url_ttl_s", "title_gb"})
 """Settings for which 0 means nothing sensible (a size, a lifetime, an age); every number is >= 0."""
+_CHOICES = {"fill": ("on", "off")}
+"""Settings that take one of a few words (any case): anything else would silently mean the default."""
 _AT_MOST = {"url_ttl_s": 365 * 86_400.0}
 """Upper bounds: a playback URL valid for over a year (1e30 s: past what the signer takes) is a typo."""

@@ -186,7 +186,7 @@ def test_crud_of_an_isp_site_and_appliance(cdn: Served) -> None:
     assert bad.status_code == 422 and "latitude" in str(bad.json)
     assert _delete(cdn, f"/cdn/appliances/{app.json['id']}", cdn.admin).status_code == 204
     still = _delete(cdn, f"/cdn/sites/{site.json['id']}", cdn.admin)
-    assert still.status_code == 409 and "announcements" in still.json["detail"]
+    assert still.status_code == 409 and "is still named in announcements: 1 of them" in still.json["detail"]
     withdrawn = _delete(
         cdn,
         f"/cdn/isps/{isp.json['id']}/prefixes",
@@ -901,3 +901,14 @@ def test_a_worker_builds_its_steering_snapshot_before_its_first_request(cdn: Ser
     finally:
         gc.unfreeze()
         platform.close()
+
+
+def test_a_malformed_url_key_setting_names_the_variable() -> None:
+    from openflix.errors import ConfigError
+    from openflix.services.steering import signing_keys
+    from openflix.settings import Settings
+
+    with pytest.raises(
+        ConfigError, match=r"^OPENFLIX_URL_KEYS: signing keys: entry 1 must be KEY_ID:HEX_SECRET"
+    ):
+        signing_keys(Settings(url_keys="zz"))

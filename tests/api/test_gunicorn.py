@@ -119,6 +119,14 @@ def test_metrics_count_requests_of_every_worker(server: tuple[Served, int]) -> N
         assert _get(port, "/titles/1", served.member)[0] == 200
     status, body = _get(port, "/metrics")
     assert status == 200
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    answer = conn.getresponse()
+    answer.read()
+    conn.close()
+    assert answer.getheader("Content-Type") == CONTENT_TYPE_LATEST  # it named the charset twice
     lines = [line for line in body["text"].splitlines() if line.startswith("openflix_http_requests_total{")]
     count = sum(float(line.rsplit(" ", 1)[1]) for line in lines if 'route="/titles/<int:title_id>"' in line)
     assert count >= 10

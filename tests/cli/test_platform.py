@@ -199,3 +199,25 @@ def test_a_token_name_may_hold_any_printable_character(env: dict[str, str]) -> N
         cli, ["tokens", "create", "--role", "admin", "--name", "Zoë's\u00a0laptop"]
     )  # a no-break space
     assert r.exit_code == 0, r.output
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    # `openflix cdn steer ... | head -c1`: a closed pipe is not the user's error (it was "error: Broken
+    # pipe" and exit 2, when the reader left before the command's last line)
+    import subprocess
+    import sys
+
+    program = (
+        "import errno, click\n"
+        "from openflix.cli.main import OpenflixGroup\n"
+        "@click.group(cls=OpenflixGroup)\n"
+        "def group(): pass\n"
+        "@group.command()\n"
+        "def lines():\n"
+        "    raise BrokenPipeError(errno.EPIPE, 'Broken pipe')\n"
+        "group(['lines'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1 and "Broken pipe" not in done.stderr, done

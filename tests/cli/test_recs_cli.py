@@ -167,3 +167,10 @@ def test_a_model_out_path_that_is_a_directory_is_refused_before_training(
     assert (
         "loaded" not in res.output and "trained" not in res.output
     )  # it trained, then failed on a .tmp path
+
+
+def test_hyperparameters_are_checked_before_the_data_is_read(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "not-there.csv"  # reading it would fail: the hyperparameter is said first
+    res = runner.invoke(cli, ["recs", "train", "--data", str(missing), "--out", str(tmp_path / "m.npz"),
+                              "--model", "itemknn", "--param", "k=0"])  # fmt: skip
+    assert res.exit_code == 2 and "k: expected a whole number >= 1, got 0" in res.output, res.output

@@ -68,7 +68,7 @@ def require(role: Role) -> Principal:
     """The caller, when their role is ``role`` or above; :class:`ForbiddenError` otherwise."""
     who = principal()
     if not who.can(role):
-        raise ForbiddenError(f"this needs a {role.value} token (yours is a {who.role.value} token)")
+        raise ForbiddenError(f"this needs {_a(role.value)} token (yours is {_a(who.role.value)} token)")
     return who
 
 
@@ -78,3 +78,8 @@ def require_member(member_id: int) -> Principal:
     if who.role is Role.MEMBER and who.member_id != member_id:
         raise ForbiddenError(f"a member token reads only its own member's data, not member {member_id}'s")
     return who
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an admin", "a member"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

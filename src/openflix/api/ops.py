@@ -111,4 +111,5 @@ def metrics() -> Response:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: the latter appends a charset to one that already names it
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

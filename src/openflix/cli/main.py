@@ -7,6 +7,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import click
@@ -27,6 +28,8 @@ class OpenflixGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
         except OSError as exc:  # a path that cannot be written or read: the system's reason and the path
+            if exc.errno == errno.EPIPE:  # the reader went away (`| head`): click ends quietly, status 1
+                raise
             where = f"{exc.filename}: " if exc.filename is not None else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(2)

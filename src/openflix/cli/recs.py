@@ -15,7 +15,7 @@ from rich.table import Table
 from openflix.recs.data import Interactions
 from openflix.recs.datasets import FORMATS
 from openflix.recs.evaluation import Evaluation
-from openflix.recs.models import MODELS
+from openflix.recs.models import MODELS, check_hyperparameters
 from openflix.services import personalization as svc
 from openflix.settings import Settings
 
@@ -182,8 +182,9 @@ def train(
 ) -> None:
     """Train a model on a whole dataset and save it."""
     name = name or Settings.from_env().model
-    data = read_data(data_path, fmt, sep, columns)
     chosen = parse_params(params)
+    check_hyperparameters(name, chosen)  # before minutes of reading and training
+    data = read_data(data_path, fmt, sep, columns)
     if tune:
         with err.status(f"tuning {name} on validation") as status:
             chosen |= svc.tune_model(data, name, progress=status.update, fixed=chosen)

@@ -408,7 +408,7 @@ def delete_item(engine: Engine, kind_name: str, item_id: int) -> None:
             users = [i for i in doc[list_key] if i.get(field_name) == name]
             if users:
                 raise ConflictError(
-                    f"{kind.noun} {name!r} is still named by {len(users)} of {list_key} "
+                    f"{kind.noun} {name!r} is still named in {list_key}: {len(users)} of them "
                     f"(e.g. {_label(users[0])}); remove or move those first"
                 )
         doc[kind.doc_key] = [i for i in doc[kind.doc_key] if i[kind.key] != name]

@@ -57,8 +57,10 @@ KEY_FILE = "openflix-url-keys"
 def signing_keys(settings: Settings) -> SigningKeys:
     """The URL signing keys: ``OPENFLIX_URL_KEYS`` (the first key signs), or a generated local key file."""
     text = settings.url_keys.strip()
+    source = "OPENFLIX_URL_KEYS"
     if not text:
         path = Path(KEY_FILE)
+        source = str(path.resolve())
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -66,8 +68,11 @@ def signing_keys(settings: Settings) -> SigningKeys:
         text = path.read_text().strip()
     first = text.split(",")[0].strip().partition(":")[0]
     if not first:
-        raise ConfigError("OPENFLIX_URL_KEYS: expected KEY_ID:HEX_SECRET[,KEY_ID:HEX_SECRET…]")
-    return SigningKeys.from_text(text, active=first)
+        raise ConfigError(f"{source}: expected KEY_ID:HEX_SECRET[,KEY_ID:HEX_SECRET…]")
+    try:
+        return SigningKeys.from_text(text, active=first)
+    except (ConfigError, DataError) as exc:  # said of the setting (or the key file) it came from
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 @dataclass(frozen=True)
