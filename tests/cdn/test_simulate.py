@@ -119,6 +119,20 @@ def test_lru_with_room_for_the_whole_catalog_misses_only_first_plays() -> None:
     assert (hit == expected).all()
 
 
+def test_a_replay_says_each_step_as_it_starts(stable: Plays) -> None:
+    from openflix.cdn.simulate import DEFAULT_GRID
+
+    steps: list[str] = []
+    policies = ("lru", "openflix")
+    result = simulate(stable, config=FAST, recommender=None, policies=policies, progress=steps.append)
+    candidates = [s for s in steps if s.startswith("choosing the forecast on the warm-up: candidate")]
+    assert len(candidates) == len(DEFAULT_GRID) and candidates[-1].startswith(
+        f"choosing the forecast on the warm-up: candidate {len(DEFAULT_GRID)}, decay"
+    )
+    assert steps[len(candidates) :] == ["planning the exchange site", "replaying lru", "replaying openflix"]
+    assert [p.name for p in result.policies] == ["lru", "openflix"]
+
+
 def test_days_without_plays_are_not_planned_and_change_no_share(stable: Plays) -> None:
     # the same plays, with three empty weeks cut in after day 10: only days with plays are planned
     later = stable.times >= stable.times.min() + 10 * DAY + DAY

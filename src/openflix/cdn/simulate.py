@@ -574,6 +574,7 @@ def choose_forecast(
     *,
     grid: Sequence[ForecastParams] = DEFAULT_GRID,
     recommender: RecommenderFactory | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ForecastChoice:
     """Choose the forecast's knobs on the warm-up days alone.
 
@@ -581,6 +582,7 @@ def choose_forecast(
     candidate of ``grid`` is replayed over them and the best embedded ratio
     on warm-up days 1.. wins (ties: the earlier candidate).  Then, with a
     ``recommender``, the weights :data:`RECS_WEIGHTS` are tried on top.
+    ``progress`` is told each candidate as its replay starts.
     """
     cfg = config or SimulationConfig()
     warm = plays.before(cfg.warmup_days(plays.n_days))
@@ -589,6 +591,8 @@ def choose_forecast(
     tried: list[tuple[str, float]] = []
 
     def replay(params: ForecastParams, md: _MemberDemand | None = None) -> npt.NDArray[np.bool_]:
+        if progress is not None:
+            progress(f"choosing the forecast on the warm-up: candidate {len(tried) + 1}, {params.describe()}")
         hit = replay_nightly(warm, forecast_plan(warm, params, capacity, cfg, md))[0][counted]
         tried.append((params.describe(), float(hit.mean())))
         return hit
@@ -629,6 +633,7 @@ def simulate(
     recs_forecast: ForecastParams | None = None,
     recommender: RecommenderFactory | None = default_recommender,
     n_sites: int = 8,
+    progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
     """Replay ``plays`` against each policy and count plays served embedded / at exchange / from origin.
 
@@ -645,6 +650,8 @@ def simulate(
         the warm-up by :func:`choose_forecast` when not given.
     recommender:
         Factory of the model behind ``openflix+recs`` (None: that policy is skipped).
+    progress:
+        Told what the replay is doing as each step starts (e.g. a command's status line).
     """
     cfg = config or SimulationConfig()
     p = plays if isinstance(plays, Plays) else Plays.from_interactions(plays, n_sites=n_sites)
@@ -659,17 +666,21 @@ def simulate(
         raise DataError(f"the data spans {p.n_days} days: too few for a warm-up of {cfg.warmup_share:.0%}")
     want_recs = "openflix+recs" in policies and recommender is not None
     if forecast is None or (want_recs and recs_forecast is None):
-        choice = choose_forecast(p, cfg, recommender=recommender if want_recs else None)
+        choice = choose_forecast(p, cfg, recommender=recommender if want_recs else None, progress=progress)
         choice = replace(
             choice, forecast=forecast or choice.forecast, recs_forecast=recs_forecast or choice.recs_forecast
         )
     else:
         choice = ForecastChoice(forecast, recs_forecast if want_recs else None, False, ())
     forecast, recs_forecast = choice.forecast, choice.recs_forecast
+    if progress is not None:
+        progress("planning the exchange site")
     exchange = _exchange_holdings(p, cfg)
     results: list[PolicyResult] = []
 
     def run(name: str, description: str, embedded: Callable[[], _Replayed]) -> None:
+        if progress is not None:
+            progress(f"replaying {name}")
         t0 = time.perf_counter()
         out = embedded()
         hit, added = out if isinstance(out, tuple) else (out, None)

@@ -228,11 +228,12 @@ def simulate(
         raise click.BadParameter(f"expected one of {', '.join(names)}, got {daily!r}", param_hint="--daily")
     data = read_data(data_path or Settings.from_env().data, "auto", None, None)
     plays = sim.Plays.from_interactions(data, n_sites=sites, day_start=day_start)
-    with err.status("replaying"):
+    with err.status("replaying") as status:
         result = sim.simulate(
             plays,
             config=config,
             recommender=None if no_recs else sim.default_recommender,
+            progress=status.update,
         )
     click.echo(
         f"{result.n_plays:,} plays over {result.n_days} days "
