@@ -87,6 +87,7 @@ def test_a_job_with_bad_input_fails_for_good_with_the_reason(tmp_path: Path) -> 
             "params.params.factors: expected a whole number >= 0, got -5",
         ),
         ({"kind": "fill", "params": {"site": ""}}, "params.site: site '' does not exist"),  # it filled all
+        ({"kind": "fill", "params": {"day": ""}}, "params.day: expected a date YYYY-MM-DD, got ''"),
         (
             {"kind": "train", "params": {"model": "sequential", "params": {"target_decay": 1.5}}},
             "params.params.target_decay: expected a number in (0, 1], got 1.5",

@@ -144,9 +144,10 @@ _JSON_TYPE = {str: "a string", dict: "an object", bool: "true or false", list: "
 
 
 def _fill_day(params: dict[str, Any]) -> date | None:
-    """The fill's ``day`` parameter, or ``None`` (the data's today)."""
+    """The fill's ``day`` parameter, or ``None`` when absent (the data's today); "" is no day, as on
+    the command line."""
     try:
-        return timeofday.day(params["day"]) if params.get("day") else None
+        return timeofday.day(params["day"]) if "day" in params else None
     except ValueError as exc:
         raise DataError(f"params.day: {exc}") from None
 
