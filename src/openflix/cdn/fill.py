@@ -97,8 +97,9 @@ def place(
     their preferred appliances.  Computed a stretch of titles at a time, not
     title by title: until some appliance fills up, every title simply takes
     its first choices, so each stretch ends where the first appliance runs out
-    of room, and the titles after it choose again without that appliance (at
-    most one stretch per appliance).  Returns appliance id -> sorted title ids.
+    of room, and the titles after it choose again without that appliance (a
+    stretch per appliance that fills, each read ahead in windows of titles).
+    Returns appliance id -> sorted title ids.
     """
     all_titles = np.asarray(title_ids, dtype=np.int64)
     all_want = np.asarray(copies, dtype=np.int64)

@@ -73,9 +73,10 @@ def check_hyperparameters(name: str, params: Mapping[str, object], where: str = 
             raise DataError(f"{where}{key}: not a hyperparameter of {name} (expected one of {expected})")
         if (problem := _hyperparameter_problem(accepted[key], value)) is not None:
             raise DataError(f"{where}{key}: expected {problem}, got {value!r}")
-    if (out_of_bounds := cls.param_problem({**accepted, **params})) is not None:
+    every = {**accepted, **params}
+    if (out_of_bounds := cls.param_problem(every)) is not None:
         key, expected = out_of_bounds
-        raise DataError(f"{where}{key}: expected {expected}, got {({**accepted, **params})[key]!r}")
+        raise DataError(f"{where}{key}: expected {expected}, got {every[key]!r}")
 
 
 def _hyperparameter_problem(default: object, value: object) -> str | None:

@@ -99,8 +99,8 @@ class Recommender(ABC):
     scoring_params:
         Hyperparameters that only change scoring (tuning reuses one fit for them).
     param_bounds:
-        Bounds of the numeric hyperparameters that must be more than ``>= 0``
-        (every numeric hyperparameter is at least that).
+        Bounds of the numeric hyperparameters that are narrower than the
+        ``>= 0`` every one of them keeps (at least one factor, a decay in (0, 1]).
     """
 
     name: ClassVar[str] = ""
