@@ -174,3 +174,16 @@ def test_hyperparameters_are_checked_before_the_data_is_read(runner: CliRunner, 
     res = runner.invoke(cli, ["recs", "train", "--data", str(missing), "--out", str(tmp_path / "m.npz"),
                               "--model", "itemknn", "--param", "k=0"])  # fmt: skip
     assert res.exit_code == 2 and "k: expected a whole number >= 1, got 0" in res.output, res.output
+
+
+def test_a_table_sent_to_a_pipe_keeps_each_row_on_one_line(runner: CliRunner) -> None:
+    # off a terminal rich drew 80 columns and folded a row's genres onto a second line
+    from openflix.settings import bundled_data
+
+    args = ["recs", "recommend", "--data", str(bundled_data()), "--model", "popularity", "--user", "1"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert any(
+        "Forrest Gump (1994)" in line and "Comedy, Drama, Romance, War" in line
+        for line in res.stdout.splitlines()
+    )

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from openflix.cli.output import console
 from openflix.cli.recs import data_options, read_data
 from openflix.services import datasets as svc
 from openflix.settings import Settings
 
 __all__ = ["data"]
 
-out = Console(highlight=False)
+out = console()
 
 
 @click.group()

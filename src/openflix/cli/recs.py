@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from openflix.cli.output import console
 from openflix.recs.data import Interactions
 from openflix.recs.datasets import FORMATS
 from openflix.recs.evaluation import Evaluation
@@ -21,8 +21,8 @@ from openflix.settings import Settings
 
 __all__ = ["recs"]
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = console()
+err = console(stderr=True)
 
 METRIC_ORDER = ("ndcg", "recall", "precision", "map", "rmse", "mae", "coverage", "novelty")
 
