@@ -33,7 +33,7 @@ from openflix.registry.ab import TestInfo, active_test, assign
 from openflix.services.serving import ModelHolder, Served
 from openflix.store.catalog import MemberRow, TitleRow, read_member, titles_by_id
 from openflix.store.db import translating
-from openflix.store.events import MemberEvents, latest_time, member_events, top_titles
+from openflix.store.events import MemberEvents, earliest_time, latest_time, member_events, top_titles
 from openflix.store.reader import HotReader
 from openflix.store.schema import Member, TitleRegion
 
@@ -170,13 +170,13 @@ class HomeService:
     def _top10(self, region: str) -> tuple[list[int], int]:
         def make() -> list[int]:
             with translating(self.engine), self.engine.connect() as conn:
-                now = latest_time(conn)
-                if now is None:
+                now, first = latest_time(conn), earliest_time(conn)
+                if now is None or first is None:
                     return []
                 window = DAY
-                while True:
+                while True:  # until ten titles qualify, or the window holds every event
                     top = top_titles(conn, region, now - window, now, 10)
-                    if len(top) >= 10 or window > 400 * DAY:
+                    if len(top) >= 10 or now - window <= first:
                         return [t for t, _ in top]
                     window *= 7
 

@@ -19,6 +19,7 @@ __all__ = [
     "EventIn",
     "MemberEvents",
     "add_events",
+    "earliest_time",
     "latest_time",
     "member_events",
     "recommendation_plays",
@@ -211,6 +212,12 @@ def member_events(conn: Connection, member_id: int, *, limit: int | None = None)
 def latest_time(conn: Connection) -> int | None:
     """Time of the newest event in the store (Unix seconds), the clock of "today"."""
     value = conn.scalar(select(func.max(Event.ts)))
+    return None if value is None else int(value)
+
+
+def earliest_time(conn: Connection) -> int | None:
+    """Time of the oldest event in the store (Unix seconds)."""
+    value = conn.scalar(select(func.min(Event.ts)))
     return None if value is None else int(value)
 
 
