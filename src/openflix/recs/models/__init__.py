@@ -1,6 +1,5 @@
 """Recommender models: one module per model, all following :class:`Recommender`."""
 
-import inspect
 import math
 from collections.abc import Mapping
 
@@ -62,11 +61,7 @@ def check_hyperparameters(name: str, params: Mapping[str, object], where: str = 
     cls = MODELS.get(name)
     if cls is None:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
-    accepted = {
-        p.name: p.default
-        for p in inspect.signature(cls.__init__).parameters.values()
-        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    accepted = cls.defaults()
     for key, value in params.items():
         if key not in accepted:
             expected = ", ".join(sorted(accepted))

@@ -116,14 +116,18 @@ class Recommender(ABC):
     _item_info: ItemInfo | None = None
 
     # ------------------------------------------------------------------ params
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The hyperparameters (the constructor's named arguments) with their default values."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments with their current values."""
-        sig = inspect.signature(type(self).__init__)
-        return {
-            k: getattr(self, k)
-            for k in sig.parameters
-            if k != "self" and sig.parameters[k].kind is not inspect.Parameter.VAR_KEYWORD
-        }
+        return {k: getattr(self, k) for k in self.defaults()}
 
     def clone(self, **changes: Any) -> Self:
         """A new, unfitted model with the same parameters except ``changes``."""
@@ -141,11 +145,11 @@ class Recommender(ABC):
         filled in); values of another type are left to the type check.
         Subclasses add rules that tie two hyperparameters together.
         """
-        signature = inspect.signature(cls.__init__).parameters
+        defaults = cls.defaults()
         for key, bounds in cls.param_bounds.items():
             value = params.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool) and not bounds.admits(value):
-                default = signature[key].default
+                default = defaults[key]
                 return key, bounds.describe(isinstance(default, int) and not isinstance(default, bool))
         return None
 
