@@ -21,8 +21,38 @@ def test_more_demand_gets_more_copies_within_the_sites_storage() -> None:
     assert (np.diff(copies) <= 0).all()  # demand is sorted, so copies are too
     assert copies[-1] == 0  # the tail does not fit
     assert copies_for(np.zeros(5), 4, 100).sum() == 0
-    with pytest.raises(DataError, match="demand"):
-        copies_for([-1.0], 4, 10)
+    for bad in (-1.0, np.nan, np.inf):
+        with pytest.raises(DataError, match="demand must be finite and >= 0"):
+            copies_for([1.0, bad], 4, 10)
+
+
+def _copies_in_demand_order(demand: np.ndarray, n_appliances: int, capacity: float) -> np.ndarray:
+    """Copies as their definition reads: titles in order of demand (ties by index), each taking its
+    copies while they fit (how :func:`copies_for` computed it before it sorted only the ones that fit)."""
+    copies = np.zeros(demand.size, dtype=np.int64)
+    total, used = demand.sum(), 0
+    if total <= 0:
+        return copies
+    for i in np.argsort(-demand, kind="stable"):
+        if demand[i] <= 0:
+            break
+        want = int(min(max(np.ceil(demand[i] / total * n_appliances), 1), n_appliances))
+        if used + want > int(capacity):
+            break
+        copies[i], used = want, used + want
+    return copies
+
+
+@settings(deadline=None, max_examples=80)
+@given(st.integers(1, 400), st.integers(1, 6), st.floats(0, 500), st.integers(0, 2**32))
+def test_copies_are_titles_in_order_of_demand_taking_their_copies_while_they_fit(
+    n_titles: int, n_appliances: int, capacity: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    demand = rng.integers(0, 4, size=n_titles) * rng.choice([1.0, 0.01, 100.0])  # many ties, some zeros
+    demand[: n_titles // 10] = rng.pareto(1.0, size=n_titles // 10)  # and a few heavy titles
+    expected = _copies_in_demand_order(demand, n_appliances, capacity)
+    assert copies_for(demand, n_appliances, capacity).tolist() == expected.tolist()
 
 
 def test_every_title_gets_its_copies_on_distinct_appliances_and_no_appliance_overflows() -> None:

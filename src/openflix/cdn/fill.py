@@ -65,19 +65,33 @@ def copies_for(demand: npt.ArrayLike, n_appliances: int, capacity: float) -> npt
         Total storage of the site, in titles.
     """
     d = np.asarray(demand, dtype=np.float64)
-    if d.size and d.min() < 0:
-        raise DataError("demand must be >= 0")
+    if d.size and not (np.isfinite(d).all() and d.min() >= 0):
+        raise DataError("demand must be finite and >= 0")
     copies = np.zeros(d.size, dtype=np.int64)
     total = d.sum()
-    if total <= 0 or n_appliances <= 0:
+    room = int(capacity)
+    if total <= 0 or n_appliances <= 0 or room <= 0:
         return copies
     wanted = np.clip(np.ceil(d / total * n_appliances), 1, n_appliances).astype(np.int64)
     wanted[d <= 0] = 0
-    order = np.argsort(-d, kind="stable")
+    order = _highest(d, min(room, d.size))  # each title wants a copy at least: no more than ``room`` fit
     cumulative = np.cumsum(wanted[order])
-    fits = order[cumulative <= int(capacity)]
+    fits = order[cumulative <= room]
     copies[fits] = wanted[fits]
     return copies
+
+
+def _highest(values: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``k`` highest ``values``, highest first, ties in index order: the first ``k`` of
+    a stable ``argsort(-values)``, found by a partition and a sort of those ``k`` only."""
+    negated = -values
+    if k >= values.size:
+        return np.argsort(negated, kind="stable")
+    kth = np.partition(negated, k - 1)[k - 1]
+    chosen = negated < kth
+    chosen[np.flatnonzero(negated == kth)[: k - int(chosen.sum())]] = True  # ties at the k-th: first ones
+    pick = np.flatnonzero(chosen)  # in index order, so the stable sort keeps ties in index order
+    return pick[np.argsort(negated[pick], kind="stable")]
 
 
 _WINDOW = 1024
@@ -106,8 +120,8 @@ def place(
     if len(appliance_ids) == 0:
         return {}
     n_appliances = len(appliance_ids)
-    order = np.argsort(-all_want, kind="stable")
-    order = order[all_want[order] > 0]  # titles with copies to place, served first to last
+    order = np.flatnonzero(all_want > 0)  # titles with copies to place
+    order = order[np.argsort(-all_want[order], kind="stable")]  # served first to last
     titles, want = all_titles[order], np.minimum(all_want[order], n_appliances)
     preference = np.argsort(scores(titles, appliance_ids, capacities), axis=1, kind="stable")
     # no appliance needs room for more than every title: a capacity beyond int64 would wrap below 0
