@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openflix.cdn.forecast import ForecastParams, forecast_demand
+from openflix.cdn.forecast import ForecastParams
 from openflix.cdn.simulate import (
     Plays,
     SimulationConfig,
@@ -160,72 +160,6 @@ def test_a_days_fill_never_sees_that_days_plays(stable: Plays) -> None:
     b = forecast_plan(changed, params, 60, FAST)(day)
     assert (a == b).all()
     assert not (forecast_plan(changed, params, 60, FAST)(day + 1) == a).all()
-
-
-class TestForecast:
-    def test_demand_follows_past_plays_and_ignores_the_planned_day(self) -> None:
-        sites = np.array([0, 0, 0, 1, 1])
-        members = np.array([0, 0, 1, 2, 3])
-        titles = np.array([0, 1, 0, 0, 2])
-        days = np.array([0, 0, 1, 1, 2])
-        demand = forecast_demand(sites, members, titles, days, day=2, n_sites=2, n_titles=3)
-        assert demand.shape == (2, 3)
-        assert demand.dtype == np.float64
-        assert demand[0, 0] > demand[0, 1] > 0
-        assert demand[1, 2] == 0  # played only on the planned day
-
-    def test_titles_already_watched_by_the_sites_active_members_lose_demand(self) -> None:
-        sites, members, titles, days = (np.array(v) for v in ([0, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 0]))
-        plain = forecast_demand(sites, members, titles, days, day=1, n_sites=2, n_titles=2)
-        scaled = forecast_demand(
-            sites,
-            members,
-            titles,
-            days,
-            day=1,
-            n_sites=2,
-            n_titles=2,
-            params=ForecastParams(unwatched_weight=0.5),
-        )
-        assert scaled[0, 0] < plain[0, 0]
-        assert scaled[1, 0] == pytest.approx(plain[1, 0])  # site 1's member has not watched title 0
-
-    def test_predicted_member_demand_adds_to_the_members_site(self) -> None:
-        args = (np.array([0, 1]), np.array([0, 1]), np.array([0, 0]), np.array([0, 0]))
-        predicted = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
-        demand = forecast_demand(
-            *args,
-            day=1,
-            n_sites=2,
-            n_titles=3,
-            params=ForecastParams(recs_weight=1.0),
-            member_demand=predicted,
-        )
-        assert demand[0, 1] > 0 and demand[1, 1] == 0
-
-    @pytest.mark.parametrize(
-        ("kwargs", "message"),
-        [
-            ({"titles": np.array([0, 5])}, "title indices must be in 0..2"),
-            ({"sites": np.array([0, -1])}, "site indices"),
-            ({"days": np.array([0])}, "one entry per play"),
-            ({"members": np.array([0.5, 1.0])}, "integer array"),
-        ],
-    )
-    def test_bad_input_is_a_clear_data_error(self, kwargs: dict[str, np.ndarray], message: str) -> None:
-        args = {
-            "sites": np.array([0, 1]),
-            "members": np.array([0, 1]),
-            "titles": np.array([0, 1]),
-            "days": np.array([0, 1]),
-        }
-        args.update(kwargs)
-        with pytest.raises(DataError, match=message):
-            forecast_demand(**args, day=2, n_sites=2, n_titles=3)
-
-    def test_out_of_range_knobs_are_refused(self) -> None:
-        with pytest.raises(DataError, match="decay"):
-            ForecastParams(decay=1.5)
 
 
 def test_bad_plays_are_a_clear_data_error() -> None:

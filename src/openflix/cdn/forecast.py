@@ -22,7 +22,8 @@ three parts, all in plays per day:
   predicted distribution of their next plays over titles.
 
 Everything is vectorized over plays, sites, members and titles: one
-``bincount`` or sparse product per part.
+``bincount`` per part.  A :class:`Forecaster` keeps the sums as running
+totals, so a replay that plans day after day reads each play once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import scipy.sparse as sp
 
 from openflix.errors import DataError
 
-__all__ = ["ForecastParams", "forecast_demand"]
+__all__ = ["ForecastParams", "Forecaster", "forecast_demand"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -135,23 +136,170 @@ def forecast_demand(
     -------
     numpy.ndarray
         ``(n_sites, n_titles)`` non-negative float64, plays per day.
+
+    To forecast many days in order from one log, a :class:`Forecaster` reads
+    each play once instead of all of them every day.
     """
-    p = params or ForecastParams()
-    s, m, t, d = _validated(sites, members, titles, days, n_sites, n_titles)
-    before = d < day
-    s, m, t, d = s[before], m[before], t[before], d[before]
-    if s.size == 0:
-        return np.zeros((n_sites, n_titles), dtype=np.float64)
-    age = (day - 1 - d).astype(np.float64)
-    demand = _popularity(s, t, age, d, day, n_sites, n_titles, p)
-    n_members = int(m.max()) + 1
-    if member_demand is not None:
-        n_members = max(n_members, int(np.shape(member_demand)[0]))
-    if p.unwatched_weight > 0:
-        demand *= 1.0 - p.unwatched_weight * _watched_share(s, m, t, d, day, n_sites, n_members, n_titles, p)
-    if member_demand is not None and p.recs_weight > 0:
-        demand += p.recs_weight * _predicted(s, m, age, n_sites, n_members, n_titles, member_demand, p)
-    return np.maximum(demand, 0.0)
+    forecaster = Forecaster(sites, members, titles, days, n_sites=n_sites, n_titles=n_titles, params=params)
+    return forecaster.at(day, member_demand=member_demand)
+
+
+class Forecaster:
+    """:func:`forecast_demand` for one log of plays, day after day, each play read once.
+
+    The forecast's sums are kept as running totals: moving on from day ``d``
+    to a later day ``d'`` decays them by ``decay ** (d' - d)`` and adds the
+    plays of days ``d..d'-1`` — so a replay over ``D`` days costs the plays
+    once plus ``D`` times the ``(n_sites, n_titles)`` result, not ``D`` times
+    the log.  Asking for an earlier day than the last starts over.  Results
+    equal :func:`forecast_demand`'s up to rounding (the same sums, added in
+    another order).
+
+    Parameters are those of :func:`forecast_demand`; the plays are sorted by
+    day once (stable) when they are not in day order already.
+    """
+
+    def __init__(
+        self,
+        sites: npt.ArrayLike,
+        members: npt.ArrayLike,
+        titles: npt.ArrayLike,
+        days: npt.ArrayLike,
+        *,
+        n_sites: int,
+        n_titles: int,
+        params: ForecastParams | None = None,
+    ) -> None:
+        self.params = params or ForecastParams()
+        s, m, t, d = _validated(sites, members, titles, days, n_sites, n_titles)
+        if d.size and (np.diff(d) < 0).any():
+            order = np.argsort(d, kind="stable")
+            s, m, t, d = s[order], m[order], t[order], d[order]
+        self.sites, self.members, self.titles, self.days = s, m, t, d
+        self.n_sites, self.n_titles = n_sites, n_titles
+        self.n_members = int(m.max()) + 1 if m.size else 0
+        self._watched: _Watched | None = None
+        self._start()
+
+    def _start(self) -> None:
+        """Back to no play read."""
+        s, t, m = self.n_sites, self.n_titles, self.n_members
+        self._read = 0  # plays read: those of days before ``self._day``
+        self._day: int | None = None
+        self._counts = np.zeros((s, t))  # sum of decay ** (day - 1 - d) per site and title
+        self._title_first = np.full(t, np.iinfo(np.int64).max)  # day of each title's first play
+        self._active = np.zeros((s, m))  # sum of activity_decay ** (day - 1 - d) over active days
+        self._seen = np.zeros((s, t))  # sum over members of active * watched
+        self._rate = np.zeros((s, m))  # (1 - activity_decay) * sum of activity_decay ** age over plays
+
+    def at(self, day: int, *, member_demand: sp.spmatrix | npt.ArrayLike | None = None) -> FloatArray:
+        """Expected plays of each title at each site on ``day`` (see :func:`forecast_demand`)."""
+        p = self.params
+        if self._day is not None and day < self._day:
+            self._start()
+        self._advance(day)
+        if self._read == 0:
+            return np.zeros((self.n_sites, self.n_titles), dtype=np.float64)
+        demand = self._popularity(day)
+        n_members = int(self.members[: self._read].max()) + 1
+        if member_demand is not None:
+            n_members = max(n_members, int(np.shape(member_demand)[0]))
+        if p.unwatched_weight > 0:
+            total = self._active.sum(axis=1, keepdims=True)
+            share = np.divide(self._seen, total, out=np.zeros_like(self._seen), where=total > 0)
+            demand *= 1.0 - p.unwatched_weight * share
+        if member_demand is not None and p.recs_weight > 0:
+            demand += p.recs_weight * self._predicted(n_members, member_demand)
+        return _settled(np.maximum(demand, 0.0))
+
+    # ------------------------------------------------------------------ running totals
+    def _advance(self, day: int) -> None:
+        """Read the plays of the days before ``day`` not read yet; every total then refers to ``day``."""
+        p = self.params
+        end = int(np.searchsorted(self.days, day))
+        lo, gap = self._read, 0 if self._day is None else day - self._day
+        self._day = day
+        if gap:
+            self._counts *= p.decay**gap
+        s, t, d = (a[lo:end] for a in (self.sites, self.titles, self.days))
+        if s.size:
+            age = (day - 1 - d).astype(np.float64)
+            key = s * self.n_titles + t
+            self._counts += np.bincount(key, weights=p.decay**age, minlength=self._counts.size).reshape(
+                self._counts.shape
+            )
+            np.minimum.at(self._title_first, t, d)
+        if p.unwatched_weight > 0 or p.recs_weight > 0:
+            self._advance_members(lo, end, gap, day)
+        self._read = end
+
+    def _advance_members(self, lo: int, end: int, gap: int, day: int) -> None:
+        """Members' activity, what they watched and their play rate, from ``lo:end`` on."""
+        p = self.params
+        a = p.activity_decay**gap
+        fresh = _Watched(self) if self._watched is None else self._watched
+        self._watched = fresh
+        s, m, d = self.sites[lo:end], self.members[lo:end], self.days[lo:end]
+        # active' = a * active + delta;  seen' = sum active' * watched'
+        #   = a * seen + delta @ watched' + (a * active) @ (watched' - watched)
+        self._seen *= a
+        self._active *= a
+        self._rate *= a
+        if s.size == 0:
+            return
+        age = (day - 1 - d).astype(np.float64)
+        self._rate += np.bincount(
+            s * self.n_members + m, weights=(1.0 - p.activity_decay) * p.activity_decay**age,
+            minlength=self._rate.size,
+        ).reshape(self._rate.shape)  # fmt: skip
+        new = fresh.first[lo:end]  # plays of a title the member had not played before
+        if new.any():
+            rows, cols = fresh.rows(np.unique(m[new]), lo, end)
+            self._seen += fresh.product(self._active, rows, cols)
+        span = int(d[-1] - d[0]) + 1
+        pair, offset = np.divmod(np.unique((s * self.n_members + m) * span + (d - d[0])), span)
+        site, member = np.divmod(pair, self.n_members)
+        delta = p.activity_decay ** (day - 1 - d[0] - offset).astype(np.float64)
+        delta_matrix = np.zeros_like(self._active)
+        np.add.at(delta_matrix, (site, member), delta)
+        rows, cols = fresh.rows(np.unique(member), 0, end)
+        self._seen += fresh.product(delta_matrix, rows, cols)
+        self._active += delta_matrix
+
+    def _popularity(self, day: int) -> FloatArray:
+        """Site volume (decayed plays per day) times the blended title share: ``(n_sites, n_titles)``."""
+        p = self.params
+        counts = self._counts
+        first = int(self.days[0])
+        volume = counts.sum(axis=1) / _exposure(np.array([day - first]), p.decay)[0]
+        popularity = counts.sum(axis=0)
+        if p.new_title_prior > 0:
+            since = day - np.minimum(self._title_first, day)  # 0 for a title never played
+            popularity = popularity / (_exposure(since, p.decay) + p.new_title_prior)
+        global_share = popularity / popularity.sum()
+        share = np.broadcast_to(global_share, counts.shape).copy()
+        if p.local_weight > 0:
+            site_total = counts.sum(axis=1, keepdims=True)
+            local = np.divide(counts, site_total, out=share.copy(), where=site_total > 0)
+            share = (1.0 - p.local_weight) * share + p.local_weight * local
+        return np.asarray(volume[:, None] * share, dtype=np.float64)
+
+    def _predicted(self, n_members: int, member_demand: sp.spmatrix | npt.ArrayLike) -> FloatArray:
+        """``(n_sites, n_titles)``: members' expected plays per day times their predicted next plays."""
+        md = member_demand if sp.issparse(member_demand) else np.asarray(member_demand, dtype=np.float64)
+        if md.shape[1] != self.n_titles:
+            raise DataError(
+                f"member_demand must have {self.n_titles} columns, one per title (got {md.shape[1]})"
+            )
+        if md.shape[0] < n_members:
+            raise DataError(
+                f"member_demand must have a row for each of {n_members} members (got {md.shape[0]})"
+            )
+        rate = self._rate[:, : min(self.n_members, md.shape[0])]
+        if rate.shape[1] < md.shape[0]:
+            rate = np.pad(rate, ((0, 0), (0, md.shape[0] - rate.shape[1])))
+        out = sp.csr_matrix(rate) @ md
+        return np.asarray(out.todense() if sp.issparse(out) else out, dtype=np.float64)
 
 
 def _validated(
@@ -183,33 +331,11 @@ def _validated(
     return s, m, t, d
 
 
-def _popularity(
-    s: IntArray,
-    t: IntArray,
-    age: FloatArray,
-    d: IntArray,
-    day: int,
-    n_sites: int,
-    n_titles: int,
-    p: ForecastParams,
-) -> FloatArray:
-    """Site volume (decayed plays per day) times the blended title share: ``(n_sites, n_titles)``."""
-    w = p.decay**age
-    counts = np.bincount(s * n_titles + t, weights=w, minlength=n_sites * n_titles).reshape(n_sites, n_titles)
-    first = int(d.min())
-    volume = counts.sum(axis=1) / _exposure(np.array([day - first]), p.decay)[0]
-    popularity = counts.sum(axis=0)
-    if p.new_title_prior > 0:
-        title_first = np.full(n_titles, day, dtype=np.int64)
-        np.minimum.at(title_first, t, d)
-        popularity = popularity / (_exposure(day - title_first, p.decay) + p.new_title_prior)
-    global_share = popularity / popularity.sum()
-    share = np.broadcast_to(global_share, counts.shape).copy()
-    if p.local_weight > 0:
-        site_total = counts.sum(axis=1, keepdims=True)
-        local = np.divide(counts, site_total, out=share.copy(), where=site_total > 0)
-        share = (1.0 - p.local_weight) * share + p.local_weight * local
-    return np.asarray(volume[:, None] * share, dtype=np.float64)
+def _settled(x: FloatArray) -> FloatArray:
+    """``x`` rounded to 40 significant bits (about 12 digits): sums that are equal but were added in
+    another order come out equal, so the fill breaks their ties by title, not by rounding noise."""
+    mantissa, exponent = np.frexp(x)
+    return np.ldexp(np.round(mantissa * 2.0**40) / 2.0**40, exponent)
 
 
 def _exposure(days_available: IntArray, decay: float) -> FloatArray:
@@ -220,56 +346,33 @@ def _exposure(days_available: IntArray, decay: float) -> FloatArray:
     return np.asarray((1.0 - decay**n) / (1.0 - decay), dtype=np.float64)
 
 
-def _activity(
-    s: IntArray, m: IntArray, d: IntArray, day: int, n_sites: int, n_members: int, p: ForecastParams
-) -> sp.csr_matrix:
-    """``(n_sites, n_members)`` active days of each member at each site, each decayed by its age."""
-    first = int(d.min())
-    span = int(d.max()) - first + 1
-    pair, offset = np.divmod(np.unique((s * n_members + m) * span + (d - first)), span)
-    site, member = np.divmod(pair, n_members)
-    age = (day - 1 - first - offset).astype(np.float64)
-    return sp.csr_matrix((p.activity_decay**age, (site, member)), shape=(n_sites, n_members))
+class _Watched:
+    """The first play of each (member, title) pair in a :class:`Forecaster`'s log, by member: to read
+    what given members watched within a range of the log."""
 
+    def __init__(self, f: Forecaster) -> None:
+        key = f.members * f.n_titles + f.titles
+        first = np.sort(np.unique(key, return_index=True)[1])  # positions in the log, in log order
+        self.first = np.zeros(key.size, dtype=bool)
+        self.first[first] = True
+        by_member = first[np.argsort(f.members[first], kind="stable")]
+        self.member, self.title = f.members[by_member], f.titles[by_member]
+        self.stride = key.size + 1
+        self.order = self.member * self.stride + by_member  # sorted: member, then position in the log
+        self.n_titles = f.n_titles
 
-def _watched_share(
-    s: IntArray,
-    m: IntArray,
-    t: IntArray,
-    d: IntArray,
-    day: int,
-    n_sites: int,
-    n_members: int,
-    n_titles: int,
-    p: ForecastParams,
-) -> FloatArray:
-    """``(n_sites, n_titles)`` activity-weighted share of each site's members who played each title."""
-    active = _activity(s, m, d, day, n_sites, n_members, p)
-    watched = sp.csr_matrix((np.ones(m.size), (m, t)), shape=(n_members, n_titles))
-    watched.data[:] = 1.0  # duplicates summed by the constructor: a title is watched or not
-    total = np.asarray(active.sum(axis=1)).ravel()
-    share = np.asarray((active @ watched).todense(), dtype=np.float64)
-    return np.divide(share, total[:, None], out=np.zeros_like(share), where=total[:, None] > 0)
+    def rows(self, members: IntArray, lo: int, end: int) -> tuple[IntArray, IntArray]:
+        """``(member, title)`` of every first play of ``members`` at log positions ``lo..end-1``."""
+        start = np.searchsorted(self.order, members * self.stride + lo)
+        stop = np.searchsorted(self.order, members * self.stride + end)
+        lengths = stop - start
+        index = np.repeat(start - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        return self.member[index], self.title[index]
 
-
-def _predicted(
-    s: IntArray,
-    m: IntArray,
-    age: FloatArray,
-    n_sites: int,
-    n_members: int,
-    n_titles: int,
-    member_demand: sp.spmatrix | npt.ArrayLike,
-    p: ForecastParams,
-) -> FloatArray:
-    """``(n_sites, n_titles)``: members' expected plays per day times their predicted next plays."""
-    rate = sp.csr_matrix(
-        ((1.0 - p.activity_decay) * p.activity_decay**age, (s, m)), shape=(n_sites, n_members)
-    )
-    md = member_demand if sp.issparse(member_demand) else np.asarray(member_demand, dtype=np.float64)
-    if md.shape[1] != n_titles:
-        raise DataError(f"member_demand must have {n_titles} columns, one per title (got {md.shape[1]})")
-    if md.shape[0] < n_members:
-        raise DataError(f"member_demand must have a row for each of {n_members} members (got {md.shape[0]})")
-    out = rate @ md
-    return np.asarray(out.todense() if sp.issparse(out) else out, dtype=np.float64)
+    def product(self, weights: FloatArray, members: IntArray, titles: IntArray) -> FloatArray:
+        """``(n_sites, n_titles)``: ``weights`` ``(n_sites, n_members)`` times the 0/1 matrix of the
+        pairs ``(members, titles)``."""
+        n_sites = weights.shape[0]
+        key = (np.arange(n_sites)[:, None] * self.n_titles + titles[None, :]).ravel()
+        out = np.bincount(key, weights=weights[:, members].ravel(), minlength=n_sites * self.n_titles)
+        return np.asarray(out.reshape(n_sites, self.n_titles), dtype=np.float64)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from openflix.cdn.forecast import ForecastParams, forecast_demand
+from openflix.cdn.forecast import Forecaster, ForecastParams
 from openflix.cdn.simulate import (
     DEFAULT_GRID,
     Holdings,
@@ -109,16 +109,16 @@ def _other_sites_today(
     """Plan each day from that day's plays at the other sites; ties broken by the forecast ``tie``."""
     bounds = plays.day_bounds()
     n_sites, n_titles = plays.n_sites, plays.n_titles
+    forecaster = Forecaster(
+        plays.sites, plays.members, plays.titles, plays.days, n_sites=n_sites, n_titles=n_titles, params=tie
+    )
 
     def plan(day: int) -> Holdings:
         lo, hi = bounds[day], bounds[day + 1]
         key = plays.sites[lo:hi] * n_titles + plays.titles[lo:hi]
         own = np.bincount(key, minlength=n_sites * n_titles).reshape(n_sites, n_titles).astype(np.float64)
         others = own.sum(axis=0)[None, :] - own
-        past = forecast_demand(
-            plays.sites, plays.members, plays.titles, plays.days, day=day, n_sites=n_sites,
-            n_titles=n_titles, params=tie,
-        )  # fmt: skip
+        past = forecaster.at(day)
         scale = past.max(axis=1, keepdims=True)
         past = np.divide(past, scale, out=np.zeros_like(past), where=scale > 0)
         return fill_holdings(others + 1e-3 * past, capacity, config.appliances_per_site)
@@ -175,6 +175,10 @@ class _ReturningKnown:
         self.site_of = np.zeros(plays.n_members, dtype=np.int64)
         self.site_of[plays.members] = plays.sites
         self.days: dict[int, _Day] = {}
+        self.forecaster = Forecaster(
+            plays.sites, plays.members, plays.titles, plays.days, n_sites=plays.n_sites,
+            n_titles=plays.n_titles, params=fill,
+        )  # fmt: skip
 
     def _day(self, day: int) -> _Day:
         """The forecast ``(n_sites, n_titles)``, and the returning members' sites ``(m,)`` and their top
@@ -182,10 +186,7 @@ class _ReturningKnown:
         if day in self.days:
             return self.days[day]
         p = self.plays
-        demand = forecast_demand(
-            p.sites, p.members, p.titles, p.days, day=day, n_sites=p.n_sites, n_titles=p.n_titles,
-            params=self.fill,
-        )  # fmt: skip
+        demand = self.forecaster.at(day)
         lo, hi = int(self.bounds[day]), int(self.bounds[day + 1])
         members = np.intersect1d(p.members[lo:hi], p.members[:lo])
         top = np.full((members.size, self.depth), -1, dtype=np.int64)

@@ -49,7 +49,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from openflix.cdn.fill import copies_for, place
-from openflix.cdn.forecast import ForecastParams, forecast_demand
+from openflix.cdn.forecast import Forecaster, ForecastParams
 from openflix.errors import DataError, OpenflixError
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
@@ -376,13 +376,12 @@ def _exchange_holdings(plays: Plays, config: SimulationConfig) -> Holdings:
     params = ForecastParams(decay=config.exchange_decay)
     out = np.zeros((plays.n_days, plays.n_titles), dtype=bool)
     zeros = np.zeros(plays.n_plays, dtype=np.int64)
+    forecaster = Forecaster(
+        zeros, plays.members, plays.titles, plays.days, n_sites=1, n_titles=plays.n_titles, params=params
+    )
     bounds = plays.day_bounds()
     for day in np.flatnonzero(np.diff(bounds)).tolist():  # days with plays: nothing to serve on others
-        demand = forecast_demand(
-            zeros, plays.members, plays.titles, plays.days, day=day, n_sites=1, n_titles=plays.n_titles,
-            params=params,
-        )  # fmt: skip
-        out[day] = fill_holdings(demand, capacity, config.appliances_per_site)[0]
+        out[day] = fill_holdings(forecaster.at(day), capacity, config.appliances_per_site)[0]
     return out
 
 
@@ -446,15 +445,16 @@ def forecast_plan(
     config: SimulationConfig,
     member_demand: Callable[[int], sp.csr_matrix] | None = None,
 ) -> Callable[[int], Holdings]:
-    """``plan(day)``: every site's holdings on ``day`` from the forecast ``params`` (plays before ``day``)."""
+    """``plan(day)``: every site's holdings on ``day`` from the forecast ``params`` (plays before ``day``;
+    asked day after day, as a replay does, each play is read once)."""
+    forecaster = Forecaster(
+        plays.sites, plays.members, plays.titles, plays.days, n_sites=plays.n_sites, n_titles=plays.n_titles,
+        params=params,
+    )  # fmt: skip
 
     def plan(day: int) -> Holdings:
         md = member_demand(day) if member_demand is not None and params.recs_weight > 0 else None
-        demand = forecast_demand(
-            plays.sites, plays.members, plays.titles, plays.days, day=day, n_sites=plays.n_sites,
-            n_titles=plays.n_titles, params=params, member_demand=md,
-        )  # fmt: skip
-        return fill_holdings(demand, capacity, config.appliances_per_site)
+        return fill_holdings(forecaster.at(day, member_demand=md), capacity, config.appliances_per_site)
 
     return plan
 
