@@ -6,13 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from openflix.cdn.fill import copies_for, place
 from openflix.cdn.forecast import ForecastParams
 from openflix.cdn.simulate import (
     Plays,
     SimulationConfig,
     SimulationResult,
     _replay_lru,
+    fill_holdings,
     forecast_plan,
     policy_names,
     replay_nightly,
@@ -160,6 +164,34 @@ def test_a_days_fill_never_sees_that_days_plays(stable: Plays) -> None:
     b = forecast_plan(changed, params, 60, FAST)(day)
     assert (a == b).all()
     assert not (forecast_plan(changed, params, 60, FAST)(day + 1) == a).all()
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(1, 2_000), st.integers(1, 8), st.floats(0.0, 1.0), st.integers(0, 2**32))
+def test_a_site_holds_every_title_the_real_fill_places_and_no_other(
+    n_titles: int, n_appliances: int, share: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    demand = rng.pareto(rng.uniform(0.3, 3.0), size=(2, n_titles)) * (rng.random((2, n_titles)) < 0.8)
+    capacity = int(share * n_titles)
+    held = fill_holdings(demand, capacity, n_appliances)
+    for site in range(2):  # the fill proper: copies by demand, then placement on the site's appliances
+        per_appliance = capacity // n_appliances
+        copies = copies_for(demand[site], n_appliances, per_appliance * n_appliances)
+        ids = list(range(site * n_appliances, (site + 1) * n_appliances))
+        plan = (
+            place(np.arange(n_titles), copies, ids, [per_appliance] * n_appliances) if per_appliance else {}
+        )
+        placed = np.zeros(n_titles, dtype=bool)
+        for stored in plan.values():
+            placed[stored] = True
+        assert held[site].tolist() == placed.tolist()
+        assert (copies[held[site]] > 0).all() and held[site].sum() <= per_appliance * n_appliances
+
+
+def test_a_site_stores_whole_titles_on_each_appliance() -> None:
+    assert SimulationConfig().site_capacity(1_682) == 504  # 30%, 126 on each of 4 appliances
+    assert SimulationConfig().site_capacity(9_066) == 2_716  # 30% is 2,719.8: 679 on each of 4
 
 
 def test_bad_plays_are_a_clear_data_error() -> None:

@@ -18,9 +18,9 @@ Policies (what a site holds on day ``d``):
     The catalog-wide top titles by plays decayed by ``<decay>`` per day.
 ``openflix``
     :func:`openflix.cdn.forecast.forecast_demand` without the recommender,
-    through the real fill path (:func:`~openflix.cdn.fill.copies_for`,
-    :func:`~openflix.cdn.fill.place`): a hit is the site holding the title
-    on any of its appliances.
+    through the real fill's choice of titles and copies
+    (:func:`~openflix.cdn.fill.copies_for`; see :func:`fill_holdings`): a hit
+    is the site holding the title on any of its appliances.
 ``openflix+recs``
     The same with the recommender's predicted demand of the site's members
     (a model fit on plays before the day, refit every ``refit_days``, members'
@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from openflix.cdn.fill import copies_for, place
+from openflix.cdn.fill import copies_for
 from openflix.cdn.forecast import Forecaster, ForecastParams
 from openflix.errors import DataError, OpenflixError
 from openflix.recs.data import Interactions
@@ -251,8 +251,10 @@ class SimulationConfig:
             raise DataError("appliances_per_site, refit_days and recs_top_n must be >= 1")
 
     def site_capacity(self, n_titles: int) -> int:
-        """Titles one embedded site stores (rounded down)."""
-        return int(self.storage_share * n_titles)
+        """Titles one embedded site stores: ``storage_share`` of ``n_titles``, rounded down to whole
+        titles on each of its appliances."""
+        per_appliance = int(self.storage_share * n_titles) // self.appliances_per_site
+        return per_appliance * self.appliances_per_site
 
     def warmup_days(self, n_days: int) -> int:
         """Days of warm-up, not counted (rounded down)."""
@@ -352,21 +354,21 @@ class SimulationResult:
 
 # --------------------------------------------------------------------------- fill and counting
 def fill_holdings(demand: npt.NDArray[np.float64], capacity: int, n_appliances: int) -> Holdings:
-    """Plan every site through the real fill path: ``(n_sites, n_titles)`` demand -> holdings.
+    """What every site holds after its fill: ``(n_sites, n_titles)`` demand -> holdings.
 
-    Each site has ``n_appliances`` appliances of ``capacity / n_appliances``
-    titles; copies come from :func:`copies_for`, placement from :func:`place`.
+    Each site has ``n_appliances`` appliances of ``capacity // n_appliances``
+    whole titles; the titles and their copies come from :func:`copies_for`,
+    as in a real fill.  A site holds exactly the titles given copies:
+    :func:`place`, which only decides *which* appliances, stores every one of
+    them when their copies fit in the appliances' room, as they do here — a
+    title finds an appliance with room while fewer copies than the room are
+    placed (a test checks this against :func:`place`).  So the replay leaves
+    placement out, which would cost it most of its time.
     """
-    n_sites, n_titles = demand.shape
-    titles = np.arange(n_titles)
-    per_appliance = [capacity / n_appliances] * n_appliances
-    held = np.zeros((n_sites, n_titles), dtype=bool)
-    for s in range(n_sites):
-        copies = copies_for(demand[s], n_appliances, capacity)
-        ids = list(range(s * n_appliances, (s + 1) * n_appliances))
-        plan = place(titles, copies, ids, per_appliance)
-        for stored in plan.values():
-            held[s, stored] = True
+    room = n_appliances * (int(capacity) // n_appliances)
+    held = np.zeros(demand.shape, dtype=bool)
+    for s in range(demand.shape[0]):
+        held[s] = copies_for(demand[s], n_appliances, room) > 0
     return held
 
 
