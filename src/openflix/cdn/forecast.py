@@ -156,7 +156,8 @@ class Forecaster:
     another order).
 
     Parameters are those of :func:`forecast_demand`; the plays are sorted by
-    day once (stable) when they are not in day order already.
+    day once (stable) when they are not in day order already.  Besides the
+    log it keeps ``(n_sites, n_titles)`` and ``(n_sites, n_members)`` arrays.
     """
 
     def __init__(
@@ -237,8 +238,9 @@ class Forecaster:
         """Members' activity, what they watched and their play rate, from ``lo:end`` on."""
         p = self.params
         a = p.activity_decay**gap
-        fresh = _Watched(self) if self._watched is None else self._watched
-        self._watched = fresh
+        if self._watched is None:
+            self._watched = _Watched(self)
+        watched = self._watched
         s, m, d = self.sites[lo:end], self.members[lo:end], self.days[lo:end]
         # active' = a * active + delta;  seen' = sum active' * watched'
         #   = a * seen + delta @ watched' + (a * active) @ (watched' - watched)
@@ -252,18 +254,18 @@ class Forecaster:
             s * self.n_members + m, weights=(1.0 - p.activity_decay) * p.activity_decay**age,
             minlength=self._rate.size,
         ).reshape(self._rate.shape)  # fmt: skip
-        new = fresh.first[lo:end]  # plays of a title the member had not played before
+        new = watched.first[lo:end]  # plays of a title the member had not played before
         if new.any():
-            rows, cols = fresh.rows(np.unique(m[new]), lo, end)
-            self._seen += fresh.product(self._active, rows, cols)
+            rows, cols = watched.rows(np.unique(m[new]), lo, end)
+            self._seen += watched.product(self._active, rows, cols)
         span = int(d[-1] - d[0]) + 1
         pair, offset = np.divmod(np.unique((s * self.n_members + m) * span + (d - d[0])), span)
         site, member = np.divmod(pair, self.n_members)
         delta = p.activity_decay ** (day - 1 - d[0] - offset).astype(np.float64)
         delta_matrix = np.zeros_like(self._active)
         np.add.at(delta_matrix, (site, member), delta)
-        rows, cols = fresh.rows(np.unique(member), 0, end)
-        self._seen += fresh.product(delta_matrix, rows, cols)
+        rows, cols = watched.rows(np.unique(member), 0, end)
+        self._seen += watched.product(delta_matrix, rows, cols)
         self._active += delta_matrix
 
     def _popularity(self, day: int) -> FloatArray:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from openflix.cdn.forecast import Forecaster, ForecastParams
+from openflix.cdn.forecast import ForecastParams
 from openflix.cdn.simulate import (
     DEFAULT_GRID,
     Holdings,
@@ -109,9 +109,7 @@ def _other_sites_today(
     """Plan each day from that day's plays at the other sites; ties broken by the forecast ``tie``."""
     bounds = plays.day_bounds()
     n_sites, n_titles = plays.n_sites, plays.n_titles
-    forecaster = Forecaster(
-        plays.sites, plays.members, plays.titles, plays.days, n_sites=n_sites, n_titles=n_titles, params=tie
-    )
+    forecaster = plays.forecaster(tie)
 
     def plan(day: int) -> Holdings:
         lo, hi = bounds[day], bounds[day + 1]
@@ -175,10 +173,7 @@ class _ReturningKnown:
         self.site_of = np.zeros(plays.n_members, dtype=np.int64)
         self.site_of[plays.members] = plays.sites
         self.days: dict[int, _Day] = {}
-        self.forecaster = Forecaster(
-            plays.sites, plays.members, plays.titles, plays.days, n_sites=plays.n_sites,
-            n_titles=plays.n_titles, params=fill,
-        )  # fmt: skip
+        self.forecaster = plays.forecaster(fill)
 
     def _day(self, day: int) -> _Day:
         """The forecast ``(n_sites, n_titles)``, and the returning members' sites ``(m,)`` and their top

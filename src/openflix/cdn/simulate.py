@@ -208,6 +208,13 @@ class Plays:
             times=self.times[:k],
         )
 
+    def forecaster(self, params: ForecastParams) -> Forecaster:
+        """The demand forecast ``params`` over these plays, for the days of a replay in order."""
+        return Forecaster(
+            self.sites, self.members, self.titles, self.days, n_sites=self.n_sites, n_titles=self.n_titles,
+            params=params,
+        )  # fmt: skip
+
     def interactions(self) -> Interactions:
         """The plays as recommender training data (member and title indices kept)."""
         return Interactions(
@@ -449,10 +456,7 @@ def forecast_plan(
 ) -> Callable[[int], Holdings]:
     """``plan(day)``: every site's holdings on ``day`` from the forecast ``params`` (plays before ``day``;
     asked day after day, as a replay does, each play is read once)."""
-    forecaster = Forecaster(
-        plays.sites, plays.members, plays.titles, plays.days, n_sites=plays.n_sites, n_titles=plays.n_titles,
-        params=params,
-    )  # fmt: skip
+    forecaster = plays.forecaster(params)
 
     def plan(day: int) -> Holdings:
         md = member_demand(day) if member_demand is not None and params.recs_weight > 0 else None
