@@ -72,6 +72,21 @@ def test_writes_need_a_role_that_allows_them(served: Served, method: str, path: 
         assert f"needs an {needs} token" in r.get_json()["detail"]  # it said "a operator", "a admin"
 
 
+@pytest.mark.parametrize("job", [{"kind": "retrain"}, {"kind": "train", "params": {"promote": True}}])
+def test_a_job_that_promotes_its_model_needs_an_admin_as_promoting_does(served: Served, job: dict) -> None:
+    params = {**job.get("params", {}), "model": "no-such-model"}  # past the role check: a 422, nothing runs
+    before = served.get("/models", served.operator).get_json()
+    r = served.post("/jobs", served.operator, json={**job, "params": params})
+    assert r.status_code == 403
+    detail = r.get_json()["detail"]
+    assert "puts its model in production needs an admin token" in detail and "an operator token" in detail
+    r = served.post("/jobs", served.admin, json={**job, "params": params})
+    assert r.status_code == 422 and "params.model" in r.get_data(as_text=True)
+    r = served.post("/jobs", served.operator, json={"kind": "train", "params": {"model": "no-such-model"}})
+    assert r.status_code == 422  # training without promoting stays an operator's
+    assert served.get("/models", served.operator).get_json() == before
+
+
 def test_revoked_token_stops_working(served: Served) -> None:
     from openflix.api import auth
     from openflix.store.tokens import create_token, revoke_token

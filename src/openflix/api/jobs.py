@@ -1,4 +1,4 @@
-"""Background jobs: import, train, retrain, evaluate."""
+"""Background jobs: import, train, retrain, evaluate, fill."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from apiflask import APIBlueprint
 from openflix.api import schemas as s
 from openflix.api.auth import auth, require
 from openflix.api.context import platform
+from openflix.errors import ForbiddenError
+from openflix.jobs.tasks import promotes
 from openflix.store.tokens import Role
 
 bp = APIBlueprint("jobs", __name__, tag="Jobs")
@@ -20,8 +22,14 @@ bp = APIBlueprint("jobs", __name__, tag="Jobs")
 @bp.output(s.JobOut, status_code=202)
 @bp.doc(responses={503: "The queue cannot be reached"})
 def submit(body: dict[str, Any]) -> dict[str, Any]:
-    """Queue a job; poll ``GET /jobs/{id}`` for its status and result (operator)."""
-    require(Role.OPERATOR)
+    """Queue a job; poll ``GET /jobs/{id}`` for its status and result (operator; admin for a job that
+    puts its model in production: ``retrain``, or ``train`` with ``promote``)."""
+    who = require(Role.OPERATOR)
+    if promotes(body["kind"], body["params"]) and not who.can(Role.ADMIN):
+        raise ForbiddenError(
+            f"a {body['kind']} job that puts its model in production needs an admin token, as promoting a "
+            f"version does (yours is an {who.role.value} token); an operator may train without promote"
+        )
     return platform().jobs.submit(body["kind"], body["params"]).__dict__
 
 

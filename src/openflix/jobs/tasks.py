@@ -23,7 +23,7 @@ from openflix.services.platform import Platform
 from openflix.store.db import translating
 from openflix.store.schema import JobRecord
 
-__all__ = ["KINDS", "PARAMS", "JobStatus", "check_params", "run_job"]
+__all__ = ["KINDS", "PARAMS", "JobStatus", "check_params", "promotes", "run_job"]
 
 
 class JobStatus(StrEnum):
@@ -160,6 +160,12 @@ KINDS: dict[str, Callable[[Platform, dict[str, Any]], dict[str, Any]]] = {
     "fill": _fill,
 }
 """Job kinds and the use case each runs."""
+
+
+def promotes(kind: str, params: dict[str, Any]) -> bool:
+    """Whether the job puts the model it trains in production (``retrain``, or ``train`` with
+    ``promote``): what promoting a version does, so it needs the same role."""
+    return kind == "retrain" or (kind == "train" and params.get("promote") is True)
 
 
 def _set(engine: Engine, job_id: str, **values: Any) -> None:
