@@ -697,7 +697,7 @@ def simulate(
 
     for family in policies:
         if family == "lru":
-            run("lru", f"LRU cache of {capacity} titles per site", lambda: _replay_lru(p, capacity))
+            run("lru", f"LRU cache of {capacity:,} titles per site", lambda: _replay_lru(p, capacity))
         elif family == "popularity":
             for d in cfg.popularity_decays:
                 plan = forecast_plan(p, ForecastParams(decay=d), capacity, cfg)

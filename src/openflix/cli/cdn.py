@@ -236,8 +236,8 @@ def simulate(
             progress=status.update,
         )
     click.echo(
-        f"{result.n_plays:,} plays over {result.n_days} days "
-        f"({result.warmup_days} warm-up days not counted); "
+        f"{result.n_plays:,} plays over {result.n_days:,} days "
+        f"({result.warmup_days:,} warm-up days not counted); "
         f"{result.n_sites} sites of {result.site_capacity:,} titles"
     )
     click.echo(result.format_table())
