@@ -179,3 +179,11 @@ def test_equal_sums_added_in_another_order_are_equal_so_ties_go_by_title() -> No
         once = forecast_demand(*plays, day=day, n_sites=1, n_titles=2, params=params)
         assert (got == once).all()
     assert got[0, 0] == got[0, 1]
+
+
+def test_after_a_gap_longer_than_the_decay_reaches_there_is_no_demand_not_nan() -> None:
+    # 0.8 ** 4000 is 0 in floating point: every share was 0 / 0, and the fill failed on NaN demand
+    plays = (np.zeros(3, dtype=np.int64), np.arange(3), np.array([0, 1, 1]), np.zeros(3, dtype=np.int64))
+    demand = forecast_demand(*plays, day=4_000, n_sites=1, n_titles=2, params=ForecastParams(decay=0.8))
+    assert demand.tolist() == [[0.0, 0.0]]
+    assert forecast_demand(*plays, day=40, n_sites=1, n_titles=2, params=ForecastParams(decay=0.8))[0, 1] > 0

@@ -186,6 +186,7 @@ class Forecaster:
         """Back to no play read."""
         s, t, m = self.n_sites, self.n_titles, self.n_members
         self._read = 0  # plays read: those of days before ``self._day``
+        self._members_read = 0  # one more than the highest member index among them
         self._day: int | None = None
         self._counts = np.zeros((s, t))  # sum of decay ** (day - 1 - d) per site and title
         self._title_first = np.full(t, np.iinfo(np.int64).max)  # day of each title's first play
@@ -202,7 +203,7 @@ class Forecaster:
         if self._read == 0:
             return np.zeros((self.n_sites, self.n_titles), dtype=np.float64)
         demand = self._popularity(day)
-        n_members = int(self.members[: self._read].max()) + 1
+        n_members = self._members_read
         if member_demand is not None:
             n_members = max(n_members, int(np.shape(member_demand)[0]))
         if p.unwatched_weight > 0:
@@ -230,6 +231,7 @@ class Forecaster:
                 self._counts.shape
             )
             np.minimum.at(self._title_first, t, d)
+            self._members_read = max(self._members_read, int(self.members[lo:end].max()) + 1)
         if p.unwatched_weight > 0 or p.recs_weight > 0:
             self._advance_members(lo, end, gap, day)
         self._read = end
@@ -278,7 +280,10 @@ class Forecaster:
         if p.new_title_prior > 0:
             since = day - np.minimum(self._title_first, day)  # 0 for a title never played
             popularity = popularity / (_exposure(since, p.decay) + p.new_title_prior)
-        global_share = popularity / popularity.sum()
+        total = popularity.sum()
+        if total <= 0:  # every earlier play decayed to nothing (a gap of years at a short decay)
+            return np.zeros_like(counts)
+        global_share = popularity / total
         share = np.broadcast_to(global_share, counts.shape).copy()
         if p.local_weight > 0:
             site_total = counts.sum(axis=1, keepdims=True)
@@ -374,7 +379,7 @@ class _Watched:
     def product(self, weights: FloatArray, members: IntArray, titles: IntArray) -> FloatArray:
         """``(n_sites, n_titles)``: ``weights`` ``(n_sites, n_members)`` times the 0/1 matrix of the
         pairs ``(members, titles)``."""
-        n_sites = weights.shape[0]
-        key = (np.arange(n_sites)[:, None] * self.n_titles + titles[None, :]).ravel()
-        out = np.bincount(key, weights=weights[:, members].ravel(), minlength=n_sites * self.n_titles)
-        return np.asarray(out.reshape(n_sites, self.n_titles), dtype=np.float64)
+        used, row = np.unique(members, return_inverse=True)
+        pairs = sp.csr_matrix((np.ones(members.size), (row, titles)), shape=(used.size, self.n_titles))
+        out = sp.csr_matrix(weights[:, used]) @ pairs  # sparse both: a member weighs at its own sites only
+        return np.asarray(out.todense(), dtype=np.float64)
