@@ -187,3 +187,18 @@ def test_after_a_gap_longer_than_the_decay_reaches_there_is_no_demand_not_nan() 
     demand = forecast_demand(*plays, day=4_000, n_sites=1, n_titles=2, params=ForecastParams(decay=0.8))
     assert demand.tolist() == [[0.0, 0.0]]
     assert forecast_demand(*plays, day=40, n_sites=1, n_titles=2, params=ForecastParams(decay=0.8))[0, 1] > 0
+
+
+def test_a_log_too_big_for_one_dense_product_gives_the_same_forecast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openflix.cdn import forecast
+
+    rng = np.random.default_rng(7)
+    members = rng.integers(0, 30, 400)
+    plays = (members % 3, members, rng.integers(0, 12, 400), rng.integers(0, 20, 400))
+    params = ForecastParams(decay=0.9, unwatched_weight=0.7, activity_decay=0.6)
+    dense = [forecast_demand(*plays, day=d, n_sites=3, n_titles=12, params=params) for d in (5, 21)]
+    monkeypatch.setattr(forecast, "_DENSE_PAIRS", 0)  # every product sparse, as for a log of millions
+    sparse = Forecaster(*plays, n_sites=3, n_titles=12, params=params)
+    for day, expected in zip((5, 21), dense, strict=True):
+        np.testing.assert_allclose(sparse.at(day), expected, rtol=1e-9, atol=1e-12)
+        assert (expected < forecast_demand(*plays, day=day, n_sites=3, n_titles=12)).any()  # watched: less

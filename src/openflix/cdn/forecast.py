@@ -379,7 +379,17 @@ class _Watched:
     def product(self, weights: FloatArray, members: IntArray, titles: IntArray) -> FloatArray:
         """``(n_sites, n_titles)``: ``weights`` ``(n_sites, n_members)`` times the 0/1 matrix of the
         pairs ``(members, titles)``."""
+        n_sites = weights.shape[0]
+        if n_sites * members.size <= _DENSE_PAIRS:  # a day's new pairs: one bincount
+            key = (np.arange(n_sites)[:, None] * self.n_titles + titles[None, :]).ravel()
+            dense = np.bincount(key, weights=weights[:, members].ravel(), minlength=n_sites * self.n_titles)
+            return np.asarray(dense.reshape(n_sites, self.n_titles), dtype=np.float64)
         used, row = np.unique(members, return_inverse=True)
         pairs = sp.csr_matrix((np.ones(members.size), (row, titles)), shape=(used.size, self.n_titles))
         out = sp.csr_matrix(weights[:, used]) @ pairs  # sparse both: a member weighs at its own sites only
         return np.asarray(out.todense(), dtype=np.float64)
+
+
+_DENSE_PAIRS = 1 << 20
+"""Up to this many (site, pair) weights, :meth:`_Watched.product` is one dense ``bincount`` (fast on a
+day's few pairs); beyond, a sparse product (a whole log over many sites would not fit in memory)."""
