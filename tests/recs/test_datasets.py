@@ -227,6 +227,31 @@ class TestTable:
             list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=300))
         assert info.value.line == 201
 
+    def test_a_quoted_field_over_several_lines_is_read_whole_across_blocks(self, tmp_path: Path) -> None:
+        from openflix.recs import _parse
+
+        # each row's note spans two lines: a block ending at any line break may end inside one
+        rows = "".join(f'{i},2,"a note\nover ""two"" lines"\n' for i in range(1, 60))
+        f = write(tmp_path / "n.csv", f"user,item,note\n{rows}")
+        whole = pd.concat(list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1)))
+        blocks = list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=300))
+        assert len(blocks) > 5 and pd.concat(blocks).values.tolist() == whole.values.tolist()
+        assert len(whole) == 59 and whole.iloc[-1, 2] == 'a note\nover "two" lines'  # it was "never closed"
+
+    def test_a_quote_never_closed_after_a_field_over_several_lines_is_named_at_its_line(
+        self, tmp_path: Path
+    ) -> None:
+        from openflix.recs import _parse
+
+        rows = "".join(f"{i},2,3\n" for i in range(1, 30))
+        f = write(tmp_path / "q.csv", f'user,item,rating\n1,"2\n\n",3\n{rows}"7,3,4\n3,2,5\n')
+        with pytest.raises(DataFormatError, match="never closed") as info:
+            datasets.load(f, sep=",")
+        assert info.value.line == 34  # it said 32: pandas counts records, and one spans 3 lines
+        with pytest.raises(DataFormatError, match="never closed") as info:
+            list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=100))
+        assert info.value.line == 34
+
     def test_one_column_for_two_roles_is_refused(self, tmp_path: Path) -> None:
         # 0,0 read the member ids again as titles: every member had watched "themselves"
         f = write(tmp_path / "x.csv", "user,item\n1,2\n")

@@ -7,9 +7,11 @@ vectorized pass and a broken one a message naming file, line and field.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +126,15 @@ BLOCK_BYTES = 64 << 20
 """Bytes parsed at once: memory of a load stays near the size of its result."""
 
 
-def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
+def iter_blocks(
+    path: Path, block_bytes: int | None = None, *, quoted: bool = False
+) -> Iterator[tuple[bytes, int]]:
     """Whole lines of ``path`` in blocks of about ``block_bytes`` (default :data:`BLOCK_BYTES`).
 
-    Yields each block with the 1-based number of its first line.
+    Yields each block with the 1-based number of its first line.  With
+    ``quoted``, a block never ends inside a double-quoted field, which may
+    hold line breaks (CSV): it ends at a line break after an even count of
+    quotes.
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
@@ -137,7 +144,7 @@ def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[by
             chunk = fh.read(block_bytes)
             data = rest + chunk
             if chunk:
-                cut = data.rfind(b"\n") + 1
+                cut = _outside_quotes(data) if quoted else data.rfind(b"\n") + 1
                 if cut == 0:  # a line longer than the block: read on
                     rest = data
                     continue
@@ -149,6 +156,16 @@ def iter_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[by
                 line += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
             if not chunk:
                 return
+
+
+def _outside_quotes(data: bytes) -> int:
+    """Bytes of ``data`` up to its last line break outside double quotes (0: none)."""
+    end = len(data)
+    while (line_break := data.rfind(b"\n", 0, end)) >= 0:
+        if data.count(b'"', 0, line_break) % 2 == 0:
+            return line_break + 1
+        end = data.rfind(b'"', 0, line_break)  # the quote opening the field that holds this line break
+    return 0
 
 
 def read_fields(
@@ -169,7 +186,7 @@ def read_fields(
     """
     c_sep = "\x1f" if sep == "::" else sep  # the C engine takes one-character separators only
     seen_rows = False
-    for data, first_line in iter_blocks(path, block_bytes):
+    for data, first_line in iter_blocks(path, block_bytes, quoted=sep == ","):  # quotes: "," only
         skip = max(0, skip_lines - first_line + 1)
         if sep == "::":
             data = data.replace(b"::", b"\x1f")
@@ -180,7 +197,7 @@ def read_fields(
                 keep_default_na=False, na_values=[""], on_bad_lines="error", low_memory=False,
             )  # fmt: skip
         except pd.errors.ParserError as exc:
-            raise _parser_error(path, exc, sep, n_fields, line_offset=first_line - 1) from exc
+            raise _parser_error(path, exc, sep, n_fields, line_offset=first_line - 1, block=data) from exc
         except UnicodeDecodeError as exc:
             raise DataFormatError(path, f"bytes that are not {encoding} text") from exc
         frame.index = pd.RangeIndex(first_line + skip, first_line + skip + len(frame))
@@ -209,20 +226,50 @@ _OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 def _parser_error(
-    path: Path, exc: Exception, sep: str, n_fields: int, *, line_offset: int = 0, expected: str | None = None
+    path: Path,
+    exc: Exception,
+    sep: str,
+    n_fields: int,
+    *,
+    line_offset: int = 0,
+    expected: str | None = None,
+    block: bytes | None = None,
 ) -> DataFormatError:
+    """The file's problem as pandas reported it, at its line: ``line_offset`` lines come before what
+    pandas was given (``block``, or else the file)."""
     m = _BAD_LINE.search(str(exc))
     if m:
         what = expected or f"{n_fields} fields separated by {sep_name(sep)}"
         got = "" if expected else f", got {m.group(3)}"
         return DataFormatError(path, f"expected {what}{got}", line=int(m.group(2)) + line_offset)
     if m := _OPEN_QUOTE.search(str(exc)):
+        row = int(m.group(1))
+        before = None  # lines before that row: more than rows when a quoted field spans lines
+        if block is not None:
+            before = _lines_before(io.StringIO(block.decode("utf-8", errors="replace"), newline=""), sep, row)
+        else:
+            with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace", newline="") as f:
+                before = _lines_before(f, sep, row)
         return DataFormatError(
             path,
             'a double quote (") opens a field here and is never closed',
-            line=int(m.group(1)) + 1 + line_offset,
+            line=(row if before is None else before) + 1 + line_offset,
         )
     return DataFormatError(path, f"cannot parse: {exc}")
+
+
+def _lines_before(text: Iterable[str], sep: str, row: int) -> int | None:
+    """Lines of ``text`` before its record ``row`` (from 0), records split as the csv module splits them
+    (a quoted field may hold line breaks); None when it cannot tell.  Only on the way to an error."""
+    if len(sep) != 1:
+        return None
+    reader = csv.reader(text, delimiter=sep)
+    try:
+        for _ in range(row):
+            next(reader)
+    except (StopIteration, csv.Error):
+        return None
+    return reader.line_num
 
 
 _ID_MAX = 2**62
