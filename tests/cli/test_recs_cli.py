@@ -102,6 +102,16 @@ def test_bad_file_exits_2_naming_the_line(runner: CliRunner, tmp_path: Path) -> 
     assert "Traceback" not in res.output
 
 
+def test_too_few_ratings_to_evaluate_exit_2_saying_so(runner: CliRunner, tmp_path: Path) -> None:
+    f = tmp_path / "ratings.csv"  # a temporal split leaves a validation part empty
+    f.write_text("userId,movieId,rating,timestamp\n1,2,3.0,100\n1,3,4.0,200\n1,4,5.0,300\n2,5,1.0,400\n")
+    for model in ("sequential", "popularity"):
+        res = runner.invoke(cli, ["recs", "evaluate", "--data", str(f), "--model", model])
+        assert res.exit_code == 2, res.output  # it was numpy's "zero-size array to reduction operation"
+        assert "nothing to measure on: the held-out part of the split is empty" in res.stderr
+        assert "Traceback" not in res.output
+
+
 def test_missing_model_file(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(cli, ["recs", "similar", "--model-file", str(tmp_path / "none.npz"), "--item", "1"])
     assert res.exit_code == 2

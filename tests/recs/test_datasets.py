@@ -252,6 +252,12 @@ class TestTable:
             list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=100))
         assert info.value.line == 34
 
+    def test_rows_after_a_field_over_several_lines_are_named_at_their_lines(self, tmp_path: Path) -> None:
+        f = write(tmp_path / "m.csv", 'user,item,rating\n1,"2\n\n",3\n1,3,4\n1,,5\n2,5,1\n')
+        with pytest.raises(DataFormatError, match="field 2 is missing") as info:
+            datasets.load(f, sep=",")
+        assert info.value.line == 6  # it said 4: a row a line
+
     def test_one_column_for_two_roles_is_refused(self, tmp_path: Path) -> None:
         # 0,0 read the member ids again as titles: every member had watched "themselves"
         f = write(tmp_path / "x.csv", "user,item\n1,2\n")

@@ -158,6 +158,23 @@ def iter_blocks(
                 return
 
 
+def _row_lines(data: bytes, first_line: int, skip: int, n_rows: int) -> pd.Index:
+    """The line at which each of the ``n_rows`` rows read from ``data`` (after ``skip`` lines) starts;
+    ``data`` starts at line ``first_line``.  A row a line, unless a quoted field holds line breaks:
+    then a row starts after each line break outside quotes."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if skip + n_rows != lines:
+        buf = np.frombuffer(data, dtype=np.uint8)
+        breaks = buf == 10
+        ends = np.flatnonzero(breaks & ~np.logical_xor.accumulate(buf == 34))
+        ends = ends[ends < buf.size - 1]  # a line break at the very end starts no row
+        starts = np.concatenate([[0], np.searchsorted(np.flatnonzero(breaks), ends) + 1])  # lines from 0
+        if starts.size == skip + n_rows:
+            index: pd.Index = pd.Index(starts[skip:] + first_line)
+            return index
+    return pd.RangeIndex(first_line + skip, first_line + skip + n_rows)
+
+
 def _outside_quotes(data: bytes) -> int:
     """Bytes of ``data`` up to its last line break outside double quotes (0: none)."""
     end = len(data)
@@ -200,7 +217,7 @@ def read_fields(
             raise _parser_error(path, exc, sep, n_fields, line_offset=first_line - 1, block=data) from exc
         except UnicodeDecodeError as exc:
             raise DataFormatError(path, f"bytes that are not {encoding} text") from exc
-        frame.index = pd.RangeIndex(first_line + skip, first_line + skip + len(frame))
+        frame.index = _row_lines(data, first_line, skip, len(frame))
         blank = frame.isna().all(axis=1).to_numpy()
         if blank.any():
             frame = frame.iloc[np.flatnonzero(~blank)]

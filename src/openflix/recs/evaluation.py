@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from openflix.errors import DataError
 from openflix.recs.data import Interactions
 from openflix.recs.history import History
 from openflix.recs.metrics import ranking_metrics, rating_metrics
@@ -46,6 +47,11 @@ def evaluate(model: Recommender, train: Interactions, test: Interactions, k: int
 
 def measure(model: Recommender, train: Interactions, test: Interactions, k: int = 10) -> dict[str, float]:
     """Measure an already fitted ``model`` on ``test`` (see :func:`evaluate`)."""
+    if test.nnz == 0:
+        raise DataError(
+            f"nothing to measure on: the held-out part of the split is empty ({train.nnz:,} events to "
+            "learn from); an evaluation needs more events"
+        )
     users = np.unique(test.users).astype(np.int64)
     history = History.from_interactions(train).rows(users)
     top, _ = model.recommend_batch(history, users, n=k)
