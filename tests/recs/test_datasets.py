@@ -238,6 +238,16 @@ class TestTable:
         assert len(blocks) > 5 and pd.concat(blocks).values.tolist() == whole.values.tolist()
         assert len(whole) == 59 and whole.iloc[-1, 2] == 'a note\nover "two" lines'  # it was "never closed"
 
+    def test_a_literal_quote_inside_a_field_does_not_make_one_block_of_the_file(self, tmp_path: Path) -> None:
+        from openflix.recs import _parse
+
+        rows = "".join(f"{i},2,plain\n" for i in range(1, 200))
+        f = write(tmp_path / "v.csv", f'user,item,note\n1,2,12" Vinyl\n{rows}')  # pandas: a literal quote
+        blocks = list(_parse.read_fields(f, sep=",", n_fields=3, skip_lines=1, block_bytes=300))
+        assert len(blocks) > 3  # not the whole file held at once, however long it is
+        whole = pd.concat(blocks)
+        assert len(whole) == 200 and whole.iloc[0, 2] == '12" Vinyl' and whole.index[-1] == 201
+
     def test_a_quote_never_closed_after_a_field_over_several_lines_is_named_at_its_line(
         self, tmp_path: Path
     ) -> None:

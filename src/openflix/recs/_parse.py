@@ -134,7 +134,8 @@ def iter_blocks(
     Yields each block with the 1-based number of its first line.  With
     ``quoted``, a block never ends inside a double-quoted field, which may
     hold line breaks (CSV): it ends at a line break after an even count of
-    quotes.
+    quotes (or at any line break once :data:`_QUOTES_NEVER_BALANCE` blocks'
+    worth find none).
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
@@ -145,6 +146,8 @@ def iter_blocks(
             data = rest + chunk
             if chunk:
                 cut = _outside_quotes(data) if quoted else data.rfind(b"\n") + 1
+                if cut == 0 and quoted and len(data) >= _QUOTES_NEVER_BALANCE * block_bytes:
+                    cut = data.rfind(b"\n") + 1  # a literal quote inside a field (12" Vinyl): at a line
                 if cut == 0:  # a line longer than the block: read on
                     rest = data
                     continue
@@ -173,6 +176,11 @@ def _row_lines(data: bytes, first_line: int, skip: int, n_rows: int) -> pd.Index
             index: pd.Index = pd.Index(starts[skip:] + first_line)
             return index
     return pd.RangeIndex(first_line + skip, first_line + skip + n_rows)
+
+
+_QUOTES_NEVER_BALANCE = 4
+"""Blocks' worth of bytes after which quotes that never balance are taken for a literal quote inside an
+unquoted field (which pandas reads as text), and a block ends at any line break again."""
 
 
 def _outside_quotes(data: bytes) -> int:
