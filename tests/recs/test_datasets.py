@@ -267,6 +267,10 @@ class TestTable:
         with pytest.raises(DataFormatError, match="field 2 is missing") as info:
             datasets.load(f, sep=",")
         assert info.value.line == 6  # it said 4: a row a line
+        f = write(tmp_path / "n.csv", 'user,item,rating\n1,"2\n\n",3\n1,3,4\n1,4,5,9\n2,5,1\n')
+        with pytest.raises(DataFormatError, match="expected 3 fields separated by comma, got 4") as info:
+            datasets.load(f, sep=",")
+        assert info.value.line == 6  # pandas said line 4: it counts records
 
     def test_one_column_for_two_roles_is_refused(self, tmp_path: Path) -> None:
         # 0,0 read the member ids again as titles: every member had watched "themselves"

@@ -222,7 +222,9 @@ def read_fields(
                 keep_default_na=False, na_values=[""], on_bad_lines="error", low_memory=False,
             )  # fmt: skip
         except pd.errors.ParserError as exc:
-            raise _parser_error(path, exc, sep, n_fields, line_offset=first_line - 1, block=data) from exc
+            raise _parser_error(
+                path, exc, sep, n_fields, line_offset=first_line - 1, block=data, quoted=sep == ","
+            ) from exc
         except UnicodeDecodeError as exc:
             raise DataFormatError(path, f"bytes that are not {encoding} text") from exc
         frame.index = _row_lines(data, first_line, skip, len(frame))
@@ -259,26 +261,31 @@ def _parser_error(
     line_offset: int = 0,
     expected: str | None = None,
     block: bytes | None = None,
+    quoted: bool = True,
 ) -> DataFormatError:
     """The file's problem as pandas reported it, at its line: ``line_offset`` lines come before what
-    pandas was given (``block``, or else the file)."""
-    m = _BAD_LINE.search(str(exc))
-    if m:
-        what = expected or f"{n_fields} fields separated by {sep_name(sep)}"
-        got = "" if expected else f", got {m.group(3)}"
-        return DataFormatError(path, f"expected {what}{got}", line=int(m.group(2)) + line_offset)
-    if m := _OPEN_QUOTE.search(str(exc)):
-        row = int(m.group(1))
-        before = None  # lines before that row: more than rows when a quoted field spans lines
-        if block is not None:
+    pandas was given (``block``, or else the whole file); ``quoted``: pandas read double quotes as
+    quoting (then a field may span lines)."""
+
+    def line_of(row: int) -> int:  # pandas counts records (rows from 0), a quoted field may span lines
+        before = None
+        if not quoted or (block is None and line_offset):
+            pass  # a record a line
+        elif block is not None:
             before = _lines_before(io.StringIO(block.decode("utf-8", errors="replace"), newline=""), sep, row)
         else:
             with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace", newline="") as f:
                 before = _lines_before(f, sep, row)
+        return (row if before is None else before) + 1 + line_offset
+
+    m = _BAD_LINE.search(str(exc))
+    if m:
+        what = expected or f"{n_fields} fields separated by {sep_name(sep)}"
+        got = "" if expected else f", got {m.group(3)}"
+        return DataFormatError(path, f"expected {what}{got}", line=line_of(int(m.group(2)) - 1))
+    if m := _OPEN_QUOTE.search(str(exc)):
         return DataFormatError(
-            path,
-            'a double quote (") opens a field here and is never closed',
-            line=(row if before is None else before) + 1 + line_offset,
+            path, 'a double quote (") opens a field here and is never closed', line=line_of(int(m.group(1)))
         )
     return DataFormatError(path, f"cannot parse: {exc}")
 

@@ -135,7 +135,7 @@ def _ml100k_items(path: Path) -> dict[Any, tuple[str, str]] | None:
             keep_default_na=False,
         )
     except pd.errors.ParserError as exc:
-        raise _parse._parser_error(path, exc, "|", 24) from exc
+        raise _parse._parser_error(path, exc, "|", 24, quoted=False) from exc
     items.index = pd.RangeIndex(1, len(items) + 1)
     if items.shape[1] != 24:
         raise DataFormatError(path, f"expected 24 '|'-separated fields, got {items.shape[1]}")
@@ -331,7 +331,13 @@ def _netflix_block(path: Path, data: bytes, first_line: int, movie: int, cols: C
         )
     except pd.errors.ParserError as exc:
         raise _parse._parser_error(
-            path, exc, ",", 3, line_offset=first_line - 1, expected="'MovieID:' or CustomerID,Rating,Date"
+            path,
+            exc,
+            ",",
+            3,
+            line_offset=first_line - 1,
+            expected="'MovieID:' or CustomerID,Rating,Date",
+            quoted=False,
         ) from exc
     frame.index = pd.RangeIndex(first_line, first_line + len(frame))
     present = frame.notna().to_numpy()
