@@ -64,11 +64,12 @@ def principal() -> Principal:
     return who
 
 
-def require(role: Role) -> Principal:
-    """The caller, when their role is ``role`` or above; :class:`ForbiddenError` otherwise."""
+def require(role: Role, what: str = "this") -> Principal:
+    """The caller, when their role is ``role`` or above; :class:`ForbiddenError` otherwise, saying that
+    ``what`` needs it."""
     who = principal()
     if not who.can(role):
-        raise ForbiddenError(f"this needs {_a(role.value)} token (yours is {_a(who.role.value)} token)")
+        raise ForbiddenError(f"{what} needs {_a(role.value)} token (yours is {_a(who.role.value)} token)")
     return who
 
 

@@ -268,12 +268,10 @@ def _parser_error(
     quoting (then a field may span lines)."""
 
     def line_of(row: int) -> int:  # pandas counts records (rows from 0), a quoted field may span lines
-        before = None
-        if not quoted or (block is None and line_offset):
-            pass  # a record a line
-        elif block is not None:
+        before = None  # unless quotes can make a record span lines: a record a line
+        if quoted and block is not None:
             before = _lines_before(io.StringIO(block.decode("utf-8", errors="replace"), newline=""), sep, row)
-        else:
+        elif quoted and not line_offset:  # pandas was given the whole file
             with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace", newline="") as f:
                 before = _lines_before(f, sep, row)
         return (row if before is None else before) + 1 + line_offset
