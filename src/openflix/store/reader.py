@@ -124,7 +124,8 @@ class HotReader:
             try:
                 rows: list[tuple[Any, ...]] = conn.execute(statement, arguments).fetchall()
             except BaseException as exc:
-                lost = self._path is not None or conn.closed or conn.broken  # SQLite: start afresh
+                # SQLite: start afresh; PostgreSQL: when the connection is gone
+                lost = self._path is not None or conn.closed or conn.broken or _socket_lost(exc)
                 if lost or not isinstance(exc, errors):
                     self._discard(conn)
                 else:  # e.g. a cancelled statement: the connection still serves
@@ -207,3 +208,12 @@ class HotReader:
             self._generation += 1
         for conn in idle:
             self._discard(conn)
+
+
+def _socket_lost(exc: BaseException) -> bool:
+    """A PostgreSQL failure the client saw on its socket, not one the server reported (no SQLSTATE):
+    psycopg says "connection socket closed" when the socket hangs up before the server's goodbye is
+    read, without marking the connection broken."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
